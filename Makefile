@@ -1,0 +1,52 @@
+# lbadmin — run as root on Debian 12. `make demo` and `make test` install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# What the appliance runs on, plus what the lab, the tests and the browser need.
+DEBIAN_PACKAGES := python3 python3-venv iproute2 iputils-ping nftables conntrack keepalived \
+	redis-server chromium
+BENCH_PACKAGES := wrk nginx-light haproxy
+
+.PHONY: demo test bench lint lab-down debian-packages venv clean
+
+debian-packages:
+	@missing=$$(for p in $(DEBIAN_PACKAGES) $(EXTRA_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $$missing >/dev/null; \
+	fi
+
+# The virtualenv is rebuilt when pyproject.toml (the pins) changes.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: debian-packages $(VENV)/.installed
+
+demo: venv
+	$(PY) -m appliance.demo
+
+test: venv
+	$(PY) -m appliance.lab down --stale
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+bench: EXTRA_PACKAGES = $(BENCH_PACKAGES)
+bench: venv
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+lab-down:
+	@if [ -x $(PY) ]; then $(PY) -m appliance.lab down; else \
+		for ns in $$(ip netns list | awk '/^(lbadmin-|lbt-)/ {print $$1}'); do \
+			ip netns pids $$ns | xargs -r kill -9; ip netns del $$ns; done; fi
+
+clean: lab-down
+	rm -rf $(VENV)

@@ -1,0 +1,40 @@
+"""The Celery app. Queues (DESIGN.md):
+
+- dataplane: one task at a time (-c 1), in the appliance's network namespace; nft, netlink,
+  conntrack. Exactly one writer of the data plane.
+- checks: health checks, in the appliance's network namespace.
+- maintenance: updates, backups, restores, and beat's heartbeat.
+
+Tasks take ids and reload; views enqueue them with `task.delay_on_commit(...)` so nothing runs
+for a transaction that rolled back.
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "appliance.settings")
+
+QUEUES = ("dataplane", "checks", "maintenance")
+
+app = Celery("lbadmin", task_cls="celery.contrib.django.task:DjangoTask")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_default_queue="maintenance",
+    task_routes={
+        "appliance.tasks.describe_network_namespace": {"queue": "dataplane"},
+        "appliance.tasks.beat_heartbeat": {"queue": "maintenance"},
+        "clusters.tasks.*": {"queue": "dataplane"},
+        "healthchecks.tasks.*": {"queue": "checks"},
+        "maintenance.tasks.*": {"queue": "maintenance"},
+    },
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    broker_connection_retry_on_startup=True,
+    result_expires=3600,
+    beat_schedule={
+        "beat-heartbeat": {"task": "appliance.tasks.beat_heartbeat", "schedule": 10.0},
+    },
+)
+app.autodiscover_tasks()

@@ -1,0 +1,15 @@
+import socket
+
+from . import __version__, navigation, services
+
+
+def appliance(request):
+    """What every page shows: the menu, the version, the hostname, the Setup Wizard question."""
+    if not request.user.is_authenticated:
+        return {"lbadmin_version": __version__}
+    return {
+        "menu": navigation.menu_for(request),
+        "lbadmin_version": __version__,
+        "lbadmin_hostname": socket.gethostname(),
+        "ask_setup_wizard": services.should_ask_setup_wizard(request.user),
+    }

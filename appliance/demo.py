@@ -1,0 +1,68 @@
+"""`make demo`: the lab, Redis, the WebUI, the workers and beat, until Ctrl-C.
+
+Everything it starts is stopped, and the lab removed, when it ends.
+"""
+
+import signal
+import sys
+import time
+
+from . import environment
+from .lab import Lab
+from .stack import Stack
+
+
+def host_address():
+    """The address a browser elsewhere would use: the one on the default route's interface."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        for route in ipr.get_default_routes(family=2):
+            for address in ipr.get_addr(family=2, index=route.get("oif")):
+                return address.get("address")
+    return "127.0.0.1"
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main():
+    data_dir = environment.data_dir()
+    port = environment.https_port()
+    listen = environment.listen_address()
+    lab = Lab()
+    lab.down()  # a demo that was killed leaves its lab behind
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C
+    try:
+        with lab, Stack(data_dir, lab, https_port=port, listen_address=listen,
+                        http_port=environment.http_port()) as stack:
+            stack.wait_for_workers()
+            address = host_address() if listen == "0.0.0.0" else listen  # noqa: S104
+            print()
+            print(f"  lbadmin is running: https://{address}:{port}/lbadmin/")
+            print("  (the certificate is self-signed: the browser's warning is expected)")
+            print("  user:     loadbalancer")
+            if stack.generated_password:
+                print(f"  password: {stack.generated_password}   <- shown this once; note it")
+            elif environment.text("LBADMIN_PASSWORD", ""):
+                print("  password: the one in LBADMIN_PASSWORD")
+            else:
+                print("  password: the one printed at first start; to set a new one:")
+                print(f"            LBADMIN_DATA_DIR={data_dir} .venv/bin/python manage.py "
+                      "changepassword loadbalancer")
+            print(f"  lab: {' '.join(lab.namespaces())}")
+            print(f"  data and logs: {data_dir}")
+            print("  Ctrl-C stops everything and removes the lab.")
+            print(flush=True)
+            while not stack.dead_processes():
+                time.sleep(1)
+            print(f"stopping: a process ended: {stack.dead_processes()}", file=sys.stderr)
+            return 1
+    except KeyboardInterrupt:
+        print("\nstopping: all processes stopped, lab removed.")
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

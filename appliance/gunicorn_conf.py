@@ -1,0 +1,21 @@
+"""gunicorn's configuration for the WebUI: HTTPS on LBADMIN_LISTEN_ADDRESS:LBADMIN_HTTPS_PORT.
+
+Run as `gunicorn -c python:appliance.gunicorn_conf appliance.wsgi`.
+"""
+
+from appliance import certificate, environment
+
+_data_dir = environment.data_dir()
+_cert, _key = certificate.paths(_data_dir)
+
+bind = [f"{environment.listen_address()}:{environment.https_port()}"]
+certfile = str(_cert)
+keyfile = str(_key)
+workers = environment.integer("LBADMIN_WEB_WORKERS", 2, 1, 64)
+threads = 4  # the overview's status partial waits up to a second on worker pings
+timeout = 60
+accesslog = str(_data_dir / "logs" / "web-access.log")
+errorlog = "-"
+proc_name = "lbadmin-web"
+# gunicorn 27 opens a control socket in ~/.gunicorn by default, shared by every instance.
+control_socket_disable = True

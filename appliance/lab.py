@@ -1,0 +1,202 @@
+"""The lab: the guide's network in namespaces, for the demo and the tests.
+
+    client 198.51.100.10 ── eth1 198.51.100.1  [lb]  eth0 192.0.2.1 ──┐ br0 in <prefix>switch
+                                   (VIP 198.51.100.100 is added       ├── primary   192.0.2.110
+                                    by the appliance, not the lab)    └── secondary 192.0.2.120
+
+Namespaces are `<prefix>client`, `<prefix>lb`, `<prefix>primary`, `<prefix>secondary` and
+`<prefix>switch`. The demo's prefix is `lbadmin-`; tests use `lbt-<pid>-<n>-`, so labs never
+collide and a dead test run's leftovers can be told apart from a live one's. The guide's host
+numbers are moved into documentation ranges (RFC 5737), so no lab packet can mean anything
+outside. The primary and the secondary run appliance.lab_server on the guide's seven ports.
+
+    python -m appliance.lab up [--prefix P]     build it and wait (Ctrl-C removes it)
+    python -m appliance.lab down [--stale]      remove every lbadmin lab (--stale: only test
+                                                labs whose test run has ended)
+"""
+
+import argparse
+import contextlib
+import itertools
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .lab_server import GUIDE_PORTS
+
+DEMO_PREFIX = "lbadmin-"
+TEST_PREFIX_PATTERN = re.compile(r"^lbt-(\d+)-\d+-")
+ROLES = ("client", "lb", "primary", "secondary", "switch")
+
+CLIENT_ADDRESS = "198.51.100.10"
+LB_EXTERNAL_ADDRESS = "198.51.100.1"
+VIP = "198.51.100.100"
+LB_INTERNAL_ADDRESS = "192.0.2.1"
+FLOATING_IP = "192.0.2.254"
+PRIMARY_ADDRESS = "192.0.2.110"
+SECONDARY_ADDRESS = "192.0.2.120"
+
+_test_counter = itertools.count(1)
+
+
+def test_prefix():
+    return f"lbt-{os.getpid()}-{next(_test_counter)}-"
+
+
+def run(*command, check=True):
+    return subprocess.run(command, check=check, capture_output=True, text=True)
+
+
+def existing_namespaces():
+    output = run("ip", "netns", "list").stdout
+    return [line.split()[0] for line in output.splitlines() if line.strip()]
+
+
+def remove_namespace(name):
+    """Stop every process in the namespace, then delete it."""
+    pids = [int(p) for p in run("ip", "netns", "pids", name, check=False).stdout.split()]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 3
+        while pids and time.monotonic() < deadline:
+            pids = [p for p in pids if Path(f"/proc/{p}").exists()]
+            time.sleep(0.05)
+        if not pids:
+            break
+    run("ip", "netns", "del", name, check=False)
+
+
+class Lab:
+    def __init__(self, prefix=DEMO_PREFIX, gateway=LB_INTERNAL_ADDRESS, lb_addresses=True):
+        self.prefix = prefix
+        self.gateway = gateway  # the real servers' default route (the floating IP in issue 5)
+        self.lb_addresses = lb_addresses
+        self.listeners = []
+
+    def ns(self, role):
+        return f"{self.prefix}{role}"
+
+    def exec_prefix(self, role):
+        """The command prefix that runs a program inside a lab namespace."""
+        return ["ip", "netns", "exec", self.ns(role)]
+
+    def namespaces(self):
+        return [self.ns(role) for role in ROLES]
+
+    def __enter__(self):
+        self.up()
+        return self
+
+    def __exit__(self, *exc):
+        self.down()
+
+    def up(self):
+        try:
+            self._build()
+            self.start_listener("primary")
+            self.start_listener("secondary")
+        except BaseException:
+            self.down()
+            raise
+
+    def _build(self):
+        for name in self.namespaces():
+            run("ip", "netns", "add", name)
+            run("ip", "-n", name, "link", "set", "lo", "up")
+        switch = self.ns("switch")
+        run("ip", "-n", switch, "link", "add", "br0", "type", "bridge")
+        run("ip", "-n", switch, "link", "set", "br0", "up")
+        # client eth0 <-> lb eth1: the external arm
+        run("ip", "-n", self.ns("client"), "link", "add", "eth0", "type", "veth",
+            "peer", "name", "eth1", "netns", self.ns("lb"))
+        # lb eth0, primary eth0, secondary eth0 <-> the switch: the internal arm
+        for role in ("lb", "primary", "secondary"):
+            run("ip", "-n", self.ns(role), "link", "add", "eth0", "type", "veth",
+                "peer", "name", role, "netns", switch)
+            run("ip", "-n", switch, "link", "set", role, "master", "br0", "up")
+        for role, interface in (("client", "eth0"), ("lb", "eth0"), ("lb", "eth1"),
+                                ("primary", "eth0"), ("secondary", "eth0")):
+            run("ip", "-n", self.ns(role), "link", "set", interface, "up")
+        self._address("client", "eth0", CLIENT_ADDRESS, LB_EXTERNAL_ADDRESS)
+        self._address("primary", "eth0", PRIMARY_ADDRESS, self.gateway)
+        self._address("secondary", "eth0", SECONDARY_ADDRESS, self.gateway)
+        if self.lb_addresses:
+            self._address("lb", "eth1", LB_EXTERNAL_ADDRESS)
+            self._address("lb", "eth0", LB_INTERNAL_ADDRESS)
+        run(*self.exec_prefix("lb"), "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+
+    def _address(self, role, interface, address, gateway=None):
+        run("ip", "-n", self.ns(role), "addr", "add", f"{address}/24", "dev", interface)
+        if gateway:
+            # onlink: the gateway may be an address the lb has not been given yet
+            run("ip", "-n", self.ns(role), "route", "add", "default", "via", gateway,
+                "dev", interface, "onlink")
+
+    def start_listener(self, role, ports=GUIDE_PORTS):
+        process = subprocess.Popen(
+            [*self.exec_prefix(role), sys.executable, "-m", "appliance.lab_server",
+             "--name", role, "--ports", ",".join(map(str, ports))],
+            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent,
+        )
+        if process.stdout.readline().strip() != "ready":
+            process.kill()
+            raise RuntimeError(f"the {role} listener did not start")
+        self.listeners.append(process)
+        return process
+
+    def down(self):
+        for process in self.listeners:
+            process.terminate()
+        for process in self.listeners:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.listeners = []
+        present = set(existing_namespaces())
+        for name in self.namespaces():
+            if name in present:
+                remove_namespace(name)
+
+    def is_present(self):
+        return any(name in existing_namespaces() for name in self.namespaces())
+
+
+def remove_leftover_labs(every=False):
+    """Remove the demo lab, and test labs whose run has ended (every test lab with every=True)."""
+    removed = []
+    for name in existing_namespaces():
+        match = TEST_PREFIX_PATTERN.match(name)
+        stale_test = match and (every or not Path(f"/proc/{match.group(1)}").exists())
+        if (every and name.startswith(DEMO_PREFIX)) or stale_test:
+            remove_namespace(name)
+            removed.append(name)
+    return removed
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Build or remove the lbadmin lab.")
+    parser.add_argument("action", choices=("up", "down"))
+    parser.add_argument("--prefix", default=DEMO_PREFIX)
+    parser.add_argument("--stale", action="store_true",
+                        help="down: only test labs whose test run has ended")
+    args = parser.parse_args()
+    if args.action == "down":
+        removed = remove_leftover_labs(every=not args.stale)
+        print("removed: " + (" ".join(removed) if removed else "nothing"))
+        return
+    with Lab(args.prefix) as lab:
+        print("lab up: " + " ".join(lab.namespaces()), flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
+
+
+if __name__ == "__main__":
+    main()

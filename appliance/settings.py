@@ -1,0 +1,164 @@
+"""The one settings module. Everything a deployment changes comes from LBADMIN_* variables,
+read strictly by appliance.environment (a bad value stops start-up and names the variable)."""
+
+import os
+import secrets
+
+from . import environment as env
+
+BASE_DIR = env.BASE_DIR
+DATA_DIR = env.data_dir()
+
+
+def _secret_key():
+    """LBADMIN_SECRET_KEY, or a key made at first start and kept (0600) in the data directory."""
+    given = env.text("LBADMIN_SECRET_KEY", "")
+    if given:
+        return given
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env.boolean("LBADMIN_DEBUG", False)
+# An appliance is reached by whatever address its admin typed; Host is not trusted for links.
+ALLOWED_HOSTS = env.text("LBADMIN_ALLOWED_HOSTS", "*").split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "appliance",
+    "clusters",
+    "healthchecks",
+    "maintenance",
+    "reports",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "appliance.middleware.content_security_policy",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "appliance.urls"
+WSGI_APPLICATION = "appliance.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "appliance.context_processors.appliance",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": DATA_DIR / "lbadmin.sqlite3",
+        # WAL lets the web process read while a worker writes; IMMEDIATE avoids the
+        # "database is locked" upgrade race between processes.
+        "OPTIONS": {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        },
+        # A file, not memory, so workers started by a test see the test database.
+        "TEST": {"NAME": DATA_DIR / "test-lbadmin.sqlite3"},
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+APPLIANCE_USER = "loadbalancer"
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = env.text("LBADMIN_TIME_ZONE", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/lbadmin/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = True  # serve straight from static/ without collectstatic
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "overview:index"
+LOGOUT_REDIRECT_URL = "login"
+
+# Sessions end after LBADMIN_SESSION_TIMEOUT seconds without a request, and with the browser.
+SESSION_COOKIE_AGE = env.integer("LBADMIN_SESSION_TIMEOUT", 1800, 60, 7 * 24 * 3600)
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_SECURE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Strict"
+SESSION_COOKIE_NAME = "lbadmin_session"
+CSRF_COOKIE_SECURE = True
+CSRF_COOKIE_SAMESITE = "Strict"
+CSRF_COOKIE_NAME = "lbadmin_csrftoken"
+SECURE_HSTS_SECONDS = 365 * 24 * 3600
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# No inline script or style anywhere: templates load static files only.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; "
+    "object-src 'none'"
+)
+LBADMIN_HTTPS_PORT = env.https_port()
+
+# Celery: Redis on a unix socket in the data directory (see appliance.environment).
+REDIS_SOCKET = env.redis_socket()
+CELERY_BROKER_URL = f"redis+socket://{REDIS_SOCKET}"
+CELERY_RESULT_BACKEND = f"redis+socket://{REDIS_SOCKET}"
+REDIS_URL = f"unix://{REDIS_SOCKET}"
+
+LOG_DIR = DATA_DIR / "logs"
+UPLOAD_DIR = DATA_DIR / "uploads"
+LOG_DIR.mkdir(exist_ok=True)
+UPLOAD_DIR.mkdir(exist_ok=True)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "file": {
+            "class": "logging.handlers.WatchedFileHandler",
+            "filename": LOG_DIR / "lbadmin.log",
+            "formatter": "plain",
+        },
+    },
+    "root": {"handlers": ["console", "file"], "level": "INFO"},
+}

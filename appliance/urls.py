@@ -1,0 +1,32 @@
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from appliance.navigation import not_built_urls
+from clusters.urls import cluster_patterns, overview_patterns
+from maintenance.urls import maintenance_patterns
+from reports.urls import logs_patterns, reports_patterns, support_patterns, view_patterns
+
+from . import views
+
+local_patterns = not_built_urls("local")
+
+lbadmin_patterns = [
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("setup-wizard/", views.setup_wizard, name="setup-wizard"),
+    path("setup-wizard/dismiss/", views.setup_wizard_dismiss, name="setup-wizard-dismiss"),
+    path("", include((overview_patterns, "overview"))),
+    path("local/", include((local_patterns, "local"))),
+    path("cluster/", include((cluster_patterns, "cluster"))),
+    path("maintenance/", include((maintenance_patterns, "maintenance"))),
+    path("view/", include((view_patterns, "view"))),
+    path("reports/", include((reports_patterns, "reports"))),
+    path("logs/", include((logs_patterns, "logs"))),
+    path("support/", include((support_patterns, "support"))),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/lbadmin/", permanent=False)),
+    path("lbadmin/", include(lbadmin_patterns)),
+]

@@ -1,0 +1,3 @@
+from appliance.navigation import not_built_urls
+
+maintenance_patterns = not_built_urls("maintenance")
