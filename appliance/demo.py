@@ -8,7 +8,7 @@ import sys
 import time
 
 from . import environment
-from .lab import Lab
+from .lab import DEMO_PREFIX, Lab
 from .stack import Stack
 
 
@@ -31,7 +31,7 @@ def main():
     data_dir = environment.data_dir()
     port = environment.https_port()
     listen = environment.listen_address()
-    lab = Lab()
+    lab = Lab(environment.text("LBADMIN_LAB_PREFIX", DEMO_PREFIX))
     lab.down()  # a demo that was killed leaves its lab behind
     signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C
     try:

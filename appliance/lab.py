@@ -43,7 +43,7 @@ SECONDARY_ADDRESS = "192.0.2.120"
 _test_counter = itertools.count(1)
 
 
-def test_prefix():
+def unique_test_prefix():
     return f"lbt-{os.getpid()}-{next(_test_counter)}-"
 
 

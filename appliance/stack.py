@@ -158,8 +158,12 @@ class Stack:
         """A Celery client of this stack's Redis (the caller's settings may name another)."""
         from celery import Celery
 
-        return Celery("lbadmin-client", broker=f"redis+socket://{self.redis_socket}",
-                      backend=f"redis+socket://{self.redis_socket}")
+        from .celery import app
+
+        client = Celery("lbadmin-client", broker=f"redis+socket://{self.redis_socket}",
+                        backend=f"redis+socket://{self.redis_socket}")
+        client.conf.task_routes = app.conf.task_routes
+        return client
 
     def wait_for_workers(self, timeout=60):
         """Block until every queue has a worker answering a ping (used by tests and the demo)."""

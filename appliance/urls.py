@@ -1,4 +1,5 @@
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.generic import RedirectView
 
@@ -27,6 +28,6 @@ lbadmin_patterns = [
 ]
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/lbadmin/", permanent=False)),
+    path("", login_not_required(RedirectView.as_view(url="/lbadmin/", permanent=False))),
     path("lbadmin/", include(lbadmin_patterns)),
 ]

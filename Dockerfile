@@ -1,0 +1,11 @@
+# The image docker-compose.yml runs. Debian 12, as the appliance; the pins are pyproject.toml's.
+FROM debian:12-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+    python3 python3-venv iproute2 iputils-ping nftables conntrack \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /opt/lbadmin
+COPY . .
+RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir -e .
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
+EXPOSE 9443

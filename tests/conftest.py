@@ -1,0 +1,61 @@
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from appliance.lab import Lab, unique_test_prefix
+from appliance.stack import Stack
+
+pytest_plugins = ["pytester"]
+
+
+def pytest_unconfigure(config):
+    from tests import settings
+
+    if settings.OWNED_DATA_DIR:
+        shutil.rmtree(settings.OWNED_DATA_DIR, ignore_errors=True)
+
+
+def needs_root():
+    if os.geteuid() != 0:
+        pytest.skip("needs root: network namespaces, nftables and real processes")
+
+
+def free_port(preferred=None):
+    """`preferred` if nothing listens there (so CI uses the real 9443), else any free port."""
+    for port in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("0.0.0.0", port))  # noqa: S104
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    raise RuntimeError("no free port")
+
+
+@pytest.fixture
+def lab():
+    """A fresh lab with a unique prefix, always removed, also when the test fails."""
+    needs_root()
+    with Lab(os.environ.get("LBADMIN_TEST_LAB_PREFIX") or unique_test_prefix()) as built:
+        yield built
+
+
+@pytest.fixture(scope="session")
+def appliance_stack():
+    """The whole appliance, as `make demo` runs it, over a lab and a fresh data directory:
+    Redis, gunicorn on HTTPS, the three workers (dataplane and checks in the lab's lb
+    namespace) and beat. Shared by the system tests; stopped and removed at the end."""
+    needs_root()
+    data_dir = Path(tempfile.mkdtemp(prefix="lbadmin-stack-"))
+    try:
+        with Lab(unique_test_prefix()) as lab, Stack(data_dir, lab, https_port=free_port(9443),
+                                              listen_address="127.0.0.1") as stack:
+            stack.wait_for_workers()
+            yield stack
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)

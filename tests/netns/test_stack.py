@@ -1,0 +1,100 @@
+"""The appliance's processes for real: Redis, workers in the lab, and `make demo` itself."""
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from appliance.lab import existing_namespaces, unique_test_prefix
+from tests.conftest import free_port, needs_root
+
+pytestmark = pytest.mark.netns
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def https_get(port, path):
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+            context.wrap_socket(raw) as tls:
+        tls.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    return answer.decode(errors="replace")
+
+
+def test_a_task_through_redis_runs_on_the_dataplane_worker_inside_the_lab(appliance_stack):
+    result = appliance_stack.celery_app().send_task(
+        "appliance.tasks.describe_network_namespace")
+    interfaces = {i["name"]: i["addresses"] for i in result.get(timeout=20)}
+    # The lb namespace's own interfaces, not the host's: the worker acts inside the lab.
+    assert "192.0.2.1/24" in interfaces["eth0"]
+    assert "198.51.100.1/24" in interfaces["eth1"]
+
+
+def test_the_webui_answers_over_https_and_sends_strangers_to_login(appliance_stack):
+    answer = https_get(appliance_stack.https_port, "/lbadmin/cluster/virtual-services/")
+    assert answer.split(" ", 2)[1] == "302"
+    assert "Location: /lbadmin/login/?next=/lbadmin/cluster/virtual-services/" in answer
+
+
+def processes_using(data_dir):
+    """Processes whose environment names this data directory: everything a stack started."""
+    found = []
+    marker = f"LBADMIN_DATA_DIR={data_dir}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_make_demo_prints_the_url_and_password_and_ctrl_c_removes_everything(tmp_path):
+    needs_root()
+    prefix = unique_test_prefix()
+    port = free_port()
+    env = {**os.environ, "LBADMIN_DATA_DIR": str(tmp_path), "LBADMIN_HTTPS_PORT": str(port),
+           "LBADMIN_LISTEN_ADDRESS": "127.0.0.1", "LBADMIN_LAB_PREFIX": prefix}
+    env.pop("LBADMIN_PASSWORD", None)
+    demo = subprocess.Popen([sys.executable, "-m", "appliance.demo"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        printed = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = demo.stdout.readline()
+            assert line, "the demo ended early:\n" + "".join(printed)
+            printed.append(line)
+            if "Ctrl-C stops everything" in line:
+                break
+        text = "".join(printed)
+        assert f"https://127.0.0.1:{port}/lbadmin/" in text
+        assert "user:     loadbalancer" in text
+        password = next(line.split()[1] for line in printed if "password:" in line)
+        assert len(password) >= 20
+        assert all(f"{prefix}{role}" in existing_namespaces()
+                   for role in ("client", "lb", "primary", "secondary"))
+        assert "Log in" in https_get(port, "/lbadmin/login/")
+        assert processes_using(tmp_path)
+    finally:
+        demo.send_signal(signal.SIGINT)
+        try:
+            demo.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            raise
+    assert demo.returncode == 0
+    assert "all processes stopped, lab removed" in demo.stdout.read()
+    assert not [name for name in existing_namespaces() if name.startswith(prefix)]
+    assert processes_using(tmp_path) == []

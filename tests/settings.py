@@ -1,0 +1,16 @@
+"""Test settings: the real settings over a throw-away data directory.
+
+The directory is made before appliance.settings reads LBADMIN_DATA_DIR, and removed by
+tests/conftest.py at the end of the run.
+"""
+
+import os
+import tempfile
+
+OWNED_DATA_DIR = None  # made here, so removed at the end; a given directory is left alone
+if "LBADMIN_DATA_DIR" not in os.environ:
+    OWNED_DATA_DIR = os.environ["LBADMIN_DATA_DIR"] = tempfile.mkdtemp(prefix="lbadmin-test-")
+
+from appliance.settings import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, tests only
