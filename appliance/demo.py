@@ -33,7 +33,10 @@ def main():
     listen = environment.listen_address()
     lab = Lab(environment.text("LBADMIN_LAB_PREFIX", DEMO_PREFIX))
     lab.down()  # a demo that was killed leaves its lab behind
-    signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C
+    # Ctrl-C and SIGTERM stop everything. SIGINT is set explicitly: a shell starting us in the
+    # background would otherwise leave it ignored.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         with lab, Stack(data_dir, lab, https_port=port, listen_address=listen,
                         http_port=environment.http_port()) as stack:
