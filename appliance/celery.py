@@ -24,6 +24,7 @@ app.conf.update(
     task_routes={
         "appliance.tasks.describe_network_namespace": {"queue": "dataplane"},
         "appliance.tasks.beat_heartbeat": {"queue": "maintenance"},
+        "clusters.tasks.sample_connections": {"queue": "checks"},
         "clusters.tasks.*": {"queue": "dataplane"},
         "healthchecks.tasks.*": {"queue": "checks"},
         "maintenance.tasks.*": {"queue": "maintenance"},
@@ -35,6 +36,9 @@ app.conf.update(
     result_expires=3600,
     beat_schedule={
         "beat-heartbeat": {"task": "appliance.tasks.beat_heartbeat", "schedule": 10.0},
+        # live connection counts: Conns on System Overview, maximum connections, least-conn
+        "sample-connections": {"task": "clusters.tasks.sample_connections", "schedule": 2.0,
+                               "options": {"expires": 2.0}},
     },
 )
 app.autodiscover_tasks()

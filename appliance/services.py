@@ -31,3 +31,10 @@ def ensure_appliance_user(password=""):
     password = password or secrets.token_urlsafe(15)
     users.objects.create_user(settings.APPLIANCE_USER, password=password)
     return password
+
+
+def record_audit(user, action):
+    """One line in Logs > User Log. Called inside the action's transaction."""
+    from .models import AuditEntry
+
+    AuditEntry.objects.create(user=getattr(user, "username", str(user)), action=action[:300])

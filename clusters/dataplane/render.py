@@ -1,0 +1,259 @@
+"""Desired state -> nftables, as a pure function (golden-tested in tests/unit).
+
+The shape (DESIGN.md, after nftlb and kube-proxy), all in lbadmin's own `table ip lbadmin`:
+
+- `schedule` (prerouting, mangle): a new connection to a VIP is dispatched by the verdict map
+  `services` (VIP . protocol . port -> jump svc_<id>), O(1) however many services.
+- `svc_<id>`: sets the connection mark naming one real server: `numgen inc` (weighted round
+  robin) or `numgen random` (least-connection, re-weighted from live counts) over the map
+  `sched_<id>`, whose buckets cover only the servers available now, or the fallback. With
+  persistence, a known client keeps its server while that server is in `sticky`.
+  A server with a maximum has `lim_<mark>` (`ct count over N drop`) behind the `limits` map.
+- `nat_prerouting`: `dnat` to the mark's address (and port, when the real server has one).
+- `nat_postrouting`: masquerade connections whose mark carries MASQ_BIT (MASQ fallback).
+
+A Halt or a Drain changes only map elements; the difference of two Rulesets is one short
+script, still applied as one transaction.
+"""
+
+import math
+import re
+from dataclasses import dataclass, field
+from functools import reduce
+
+from .desired import MASQ_BIT, NONE_MARK
+
+TABLE = "ip lbadmin"
+CHUNK = 1000  # elements per statement: a statement of ~14,000 fails with ENOBUFS
+WLC_BUCKETS = 1000
+
+BASE = f"""table {TABLE} {{
+\tmap services {{ type ipv4_addr . inet_proto . inet_service : verdict; flags interval; }}
+\tmap rs_addr {{ type mark : ipv4_addr; }}
+\tmap rs_addr_port {{ type mark : ipv4_addr . inet_service; }}
+\tset sticky {{ type mark; }}
+\tmap limits {{ type mark : verdict; }}
+\tchain schedule {{
+\t\ttype filter hook prerouting priority mangle; policy accept;
+\t\tct state new ip daddr . meta l4proto . th dport vmap @services
+\t}}
+\tchain nat_prerouting {{
+\t\ttype nat hook prerouting priority dstnat; policy accept;
+\t\tmeta l4proto {{ tcp, udp }} ct mark != 0 dnat ip to ct mark map @rs_addr_port
+\t\tct mark != 0 dnat ip to ct mark map @rs_addr
+\t}}
+\tchain nat_postrouting {{
+\t\ttype nat hook postrouting priority srcnat; policy accept;
+\t\tct mark & {MASQ_BIT:#x} == {MASQ_BIT:#x} masquerade
+\t}}
+}}
+"""
+GLOBAL_MAPS = ("services", "rs_addr", "rs_addr_port", "sticky", "limits")
+
+
+@dataclass
+class Ruleset:
+    """What lbadmin's table should hold, in pieces that can be compared one by one."""
+
+    declarations: dict = field(default_factory=dict)  # per-service map name -> declaration
+    chains: dict = field(default_factory=dict)  # regular chain name -> tuple of rules
+    elements: dict = field(default_factory=dict)  # map/set name -> {key: value or None}
+    replaced: set = field(default_factory=set)  # maps rewritten whole when they change
+    cut_marks: frozenset = frozenset()  # halted pairs: their open connections are cut
+    vips: frozenset = frozenset()
+
+
+def mark(value):
+    return f"{value:#010x}"
+
+
+def gcd_reduced(weights):
+    divisor = reduce(math.gcd, weights, 0) or 1
+    return [w // divisor for w in weights]
+
+
+def share(total, weighted):
+    """Split `total` buckets over [(mark, weight)] by largest remainder -> [(low, high, mark)]."""
+    weighted = [(m, w) for m, w in weighted if w > 0]
+    weight_sum = sum(w for _, w in weighted)
+    exact = [(m, total * w / weight_sum) for m, w in weighted]
+    counts = {m: int(x) for m, x in exact}
+    left = total - sum(counts.values())
+    for m, x in sorted(exact, key=lambda item: item[1] - int(item[1]), reverse=True)[:left]:
+        counts[m] += 1
+    ranges, low = [], 0
+    for m, _ in weighted:
+        if counts[m]:
+            ranges.append((low, low + counts[m] - 1, m))
+            low += counts[m]
+    return ranges
+
+
+def schedule(service, connections):
+    """The numgen expression and the buckets of one service: [(low, high, mark)]."""
+    available = [s for s in service.servers if s.available and s.weight > 0]
+    if service.scheduler == "wlc":
+        generator, total = "random", WLC_BUCKETS
+        # LVS's WLC picks the least (connections + 1) / weight; a random pick in proportion to
+        # weight / (connections + 1) approximates it, re-weighted as counts change (nftlb).
+        weighted = [(s.mark, s.weight * 1000 // (connections.get(s.mark, 0) + 1) or 1)
+                    for s in available]
+    else:
+        generator = "inc"
+        configured = [s.weight for s in service.servers if s.weight > 0]
+        # The modulus stays fixed while servers come and go, so a Halt changes elements only.
+        total = max(1, sum(gcd_reduced(configured)))
+        weighted = [(s.mark, s.weight) for s in available]
+    if weighted:
+        return generator, total, share(total, weighted)
+    target = service.fallback.mark if service.fallback else NONE_MARK
+    return generator, total, [(0, total - 1, target)]
+
+
+def port_key(low, high):
+    return str(low) if low == high else f"{low}-{high}"
+
+
+def render(desired):
+    rules = Ruleset()
+    services, addr, addr_port, sticky, limits = ({} for _ in GLOBAL_MAPS)
+    cut, vips = set(), set()
+    for service in desired.services:
+        sid = service.id
+        vips.add(service.vip)
+        for protocol in service.protocols:
+            for low, high in service.port_ranges:
+                services[f"{service.vip} . {protocol} . {port_key(low, high)}"] = f"jump svc_{sid}"
+        generator, total, buckets = schedule(service, desired.connections)
+        sched = f"sched_{sid}"
+        rules.declarations[sched] = (
+            f"map {sched} {{ typeof numgen inc mod 1 : ct mark; flags interval; }}")
+        rules.replaced.add(sched)
+        rules.elements[sched] = {f"{low}-{high}": mark(m) for low, high, m in buckets}
+        pick = f"ct mark set numgen {generator} mod {total} map @{sched}"
+        chain = []
+        if service.persistence_timeout:
+            persist = f"persist_{sid}"
+            rules.declarations[persist] = (
+                f"map {persist} {{ type ipv4_addr : mark; size 65535; flags dynamic,timeout; "
+                f"timeout {service.persistence_timeout}s; }}")
+            chain += [f"ct mark set ip saddr map @{persist}", f"ct mark != @sticky {pick}",
+                      "ct mark vmap @limits", f"update @{persist} {{ ip saddr : ct mark }}"]
+        else:
+            chain += [pick, "ct mark vmap @limits"]
+        rules.chains[f"svc_{sid}"] = tuple(chain)
+        targets = list(service.servers) + ([service.fallback] if service.fallback else [])
+        for target in targets:
+            if target.port:
+                addr_port[mark(target.mark)] = f"{target.ip} . {target.port}"
+            else:
+                addr[mark(target.mark)] = target.ip
+        for server in service.servers:
+            if server.sticky:
+                sticky[mark(server.mark)] = None
+            if server.cut:
+                cut.add(server.mark)
+            if server.max_connections:
+                rules.chains[f"lim_{server.mark}"] = (
+                    f"ct count over {server.max_connections} drop",)
+                limits[mark(server.mark)] = f"jump lim_{server.mark}"
+    for name, elements in zip(GLOBAL_MAPS, (services, addr, addr_port, sticky, limits),
+                              strict=True):
+        rules.elements[name] = elements
+    rules.cut_marks = frozenset(cut)
+    rules.vips = frozenset(vips)
+    return rules
+
+
+def _element_lines(verb, name, elements):
+    items = [key if value is None else f"{key} : {value}" for key, value in elements.items()]
+    return [f"{verb} element {TABLE} {name} {{ {', '.join(items[i:i + CHUNK])} }}"
+            for i in range(0, len(items), CHUNK)]
+
+
+def _delete_element_lines(name, keys):
+    keys = list(keys)
+    return [f"delete element {TABLE} {name} {{ {', '.join(keys[i:i + CHUNK])} }}"
+            for i in range(0, len(keys), CHUNK)]
+
+
+def full_script(rules):
+    """Rebuild lbadmin's table from nothing (worker start, drift). One transaction.
+
+    `table` first because `delete table` fails on an absent table.
+    """
+    lines = [f"table {TABLE}", f"delete table {TABLE}", BASE.rstrip("\n")]
+    for declaration in rules.declarations.values():
+        lines.append(f"add {declaration.replace('map ', f'map {TABLE} ', 1)}")
+    lines += [f"add chain {TABLE} {name}" for name in rules.chains]
+    for name, elements in rules.elements.items():
+        lines += _element_lines("add", name, elements)
+    for name, chain in rules.chains.items():
+        lines += [f"add rule {TABLE} {name} {rule}" for rule in chain]
+    return "\n".join(lines) + "\n"
+
+
+REFERENCE = re.compile(r"@(\w+)")
+
+
+def diff_script(old, new):
+    """The statements that turn `old` into `new`, in an order nft accepts in one transaction.
+
+    Returns "" when nothing differs.
+    """
+    lines = []
+    changed_declarations = {n for n in old.declarations.keys() & new.declarations.keys()
+                            if old.declarations[n] != new.declarations[n]}
+    removed_declarations = old.declarations.keys() - new.declarations.keys()
+    added_declarations = new.declarations.keys() - old.declarations.keys()
+    gone_or_changed_maps = changed_declarations | removed_declarations
+
+    # 1. new maps and chains, so elements and rules below can refer to them
+    for name in added_declarations:
+        lines.append(f"add {new.declarations[name].replace('map ', f'map {TABLE} ', 1)}")
+    lines += [f"add chain {TABLE} {name}" for name in new.chains.keys() - old.chains.keys()]
+
+    # 2. empty chains whose rules change, go away, or use a map that is re-created
+    rewritten = {
+        name for name, chain in new.chains.items()
+        if name in old.chains and (old.chains[name] != chain or any(
+            ref in gone_or_changed_maps for rule in chain for ref in REFERENCE.findall(rule)))
+    }
+    removed_chains = old.chains.keys() - new.chains.keys()
+    lines += [f"flush chain {TABLE} {name}" for name in sorted(rewritten | removed_chains)]
+
+    # 3. elements that go or change value (a verdict may point at a chain about to go)
+    for name, elements in new.elements.items():
+        if name in new.replaced:
+            continue
+        before = old.elements.get(name, {})
+        stale = [key for key, value in before.items()
+                 if key not in elements or elements[key] != value]
+        lines += _delete_element_lines(name, stale)
+
+    # 4. chains and maps that go; maps whose declaration changed are made again
+    lines += [f"delete chain {TABLE} {name}" for name in sorted(removed_chains)]
+    lines += [f"delete map {TABLE} {name}" for name in sorted(gone_or_changed_maps)]
+    for name in sorted(changed_declarations):
+        lines.append(f"add {new.declarations[name].replace('map ', f'map {TABLE} ', 1)}")
+
+    # 5. elements that come or change value; replaced maps are rewritten whole
+    for name, elements in new.elements.items():
+        before = old.elements.get(name)
+        if name in new.replaced:
+            if before == elements and name not in changed_declarations:
+                continue
+            if before is not None and name not in changed_declarations:
+                lines.append(f"flush map {TABLE} {name}")
+            lines += _element_lines("add", name, elements)
+        else:
+            before = before or {}
+            fresh = {key: value for key, value in elements.items()
+                     if key not in before or before[key] != value}
+            lines += _element_lines("add", name, fresh)
+
+    # 6. rules of new and rewritten chains
+    for name in new.chains:
+        if name not in old.chains or name in rewritten:
+            lines += [f"add rule {TABLE} {name} {rule}" for rule in new.chains[name]]
+    return "\n".join(lines) + "\n" if lines else ""

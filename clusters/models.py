@@ -1,0 +1,158 @@
+"""Layer 4 virtual services and their real servers: the desired state of the data plane."""
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import F
+
+from .validators import format_ports, parse_ports, ranges_overlap, validate_ipv4_host
+
+LABEL_HELP = "A name for people; letters, digits and punctuation are all fine."
+
+
+class VirtualService(models.Model):
+    class Protocol(models.TextChoices):
+        TCP = "tcp", "TCP"
+        UDP = "udp", "UDP"
+        TCP_UDP = "tcp+udp", "TCP and UDP"
+
+    class Forwarding(models.TextChoices):
+        NAT = "nat", "NAT"
+
+    class Scheduler(models.TextChoices):
+        WRR = "wrr", "Weighted Round Robin"
+        WLC = "wlc", "Weighted Least-Connection (emulated)"
+
+    class CheckType(models.TextChoices):
+        ALWAYS_ON = "on", "No checks, Always On"
+        ALWAYS_OFF = "off", "No checks, Always Off"
+
+    label = models.CharField(max_length=64, unique=True, help_text=LABEL_HELP,
+                             error_messages={"unique": "Another virtual service has this label."})
+    vip = models.CharField("Virtual Service IP Address", max_length=15,
+                           validators=[validate_ipv4_host])
+    ports = models.CharField("Ports", max_length=400)
+    protocol = models.CharField(max_length=8, choices=Protocol.choices, default=Protocol.TCP)
+    forwarding = models.CharField("Forwarding Method", max_length=8,
+                                  choices=Forwarding.choices, default=Forwarding.NAT)
+    scheduler = models.CharField(max_length=8, choices=Scheduler.choices,
+                                 default=Scheduler.WRR)
+    persistent = models.BooleanField("Persistence", default=False)
+    persistence_timeout = models.PositiveIntegerField(
+        "Persistence Timeout (s)", default=300,
+        validators=[MinValueValidator(1), MaxValueValidator(86400)])
+    check_type = models.CharField("Check Type", max_length=8, choices=CheckType.choices,
+                                  default=CheckType.ALWAYS_ON)
+    fallback_ip = models.CharField("Fallback IP Address", max_length=15, blank=True,
+                                   validators=[validate_ipv4_host])
+    fallback_port = models.PositiveIntegerField(
+        "Fallback Port", default=0, validators=[MaxValueValidator(65535)],
+        help_text="0 = the port the client asked for.")
+    fallback_masq = models.BooleanField("MASQ Fallback", default=False)
+
+    class Meta:
+        ordering = ["label"]
+
+    def __str__(self):
+        return self.label
+
+    @property
+    def port_ranges(self):
+        return parse_ports(self.ports)
+
+    @property
+    def protocols(self):
+        return ("tcp", "udp") if self.protocol == self.Protocol.TCP_UDP else (self.protocol,)
+
+    def clean(self):
+        errors = {}
+        try:
+            ranges = parse_ports(self.ports)
+            self.ports = format_ports(ranges)
+        except ValidationError as error:
+            errors["ports"] = error.messages
+            ranges = None
+        if ranges and self.vip:
+            for other in VirtualService.objects.filter(vip=self.vip).exclude(pk=self.pk):
+                if set(other.protocols) & set(self.protocols) and \
+                        ranges_overlap(ranges, other.port_ranges):
+                    errors["ports"] = [
+                        f"{self.vip} already takes some of these ports "
+                        f"({self.get_protocol_display()}) in virtual service “{other.label}”."]
+                    break
+        if self.fallback_ip and self.fallback_ip == self.vip:
+            errors["fallback_ip"] = ["The fallback server cannot be the virtual service's "
+                                     "own address."]
+        if errors:
+            raise ValidationError(errors)
+
+
+class RealServer(models.Model):
+    class State(models.TextChoices):
+        ONLINE = "online", "Online"
+        DRAIN = "drain", "Drain"
+        HALT = "halt", "Halt"
+
+    service = models.ForeignKey(VirtualService, on_delete=models.CASCADE,
+                                related_name="real_servers")
+    label = models.CharField(max_length=64, help_text=LABEL_HELP)
+    ip = models.CharField("Real Server IP Address", max_length=15,
+                          validators=[validate_ipv4_host])
+    port = models.PositiveIntegerField(
+        "Real Server Port", null=True, blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(65535)],
+        help_text="Blank = the port the client asked for.")
+    weight = models.PositiveIntegerField(default=100, validators=[MaxValueValidator(65535)])
+    min_connections = models.PositiveIntegerField(
+        "Minimum Connections", default=0, validators=[MaxValueValidator(1_000_000)],
+        help_text="After reaching the maximum, the server takes new connections again only "
+                  "below this many (0 = below the maximum).")
+    max_connections = models.PositiveIntegerField(
+        "Maximum Connections", default=0, validators=[MaxValueValidator(1_000_000)],
+        help_text="0 = no limit. Past it the server gets no new connections.")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.ONLINE)
+
+    class Meta:
+        ordering = ["service__label", "label"]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "label"], name="unique_label_per_service",
+                                    violation_error_message="This virtual service already has "
+                                                            "a real server with this label."),
+        ]
+
+    def __str__(self):
+        return self.label
+
+    def clean(self):
+        errors = {}
+        if self.service_id and self.ip and self.ip == self.service.vip:
+            errors["ip"] = ["A real server cannot have the virtual service's own address."]
+        if self.max_connections and self.min_connections > self.max_connections:
+            errors["min_connections"] = ["The minimum cannot be above the maximum."]
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def ports_display(self):
+        return str(self.port) if self.port else self.service.ports
+
+
+class ConfigGeneration(models.Model):
+    """A counter bumped by every change to the data plane's desired state.
+
+    The dataplane worker records in Redis which generation is live, so the WebUI can say
+    "applying…" until the change it just saved is in the kernel.
+    """
+
+    number = models.PositiveBigIntegerField(default=0)
+
+    @classmethod
+    def bump(cls):
+        cls.objects.get_or_create(pk=1)
+        cls.objects.filter(pk=1).update(number=F("number") + 1)
+        return cls.current()
+
+    @classmethod
+    def current(cls):
+        row = cls.objects.filter(pk=1).first()
+        return row.number if row else 0
