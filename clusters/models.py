@@ -146,6 +146,9 @@ class ConfigGeneration(models.Model):
 
     number = models.PositiveBigIntegerField(default=0)
 
+    def __str__(self):
+        return f"configuration generation {self.number}"
+
     @classmethod
     def bump(cls):
         cls.objects.get_or_create(pk=1)

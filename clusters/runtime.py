@@ -57,7 +57,8 @@ def record_failed(generation, error):
 
 
 def _write(status):
-    redis_client().set(STATUS_KEY, json.dumps(status.__dict__ | {"warnings": list(status.warnings)}))
+    data = status.__dict__ | {"warnings": list(status.warnings)}
+    redis_client().set(STATUS_KEY, json.dumps(data))
 
 
 def record_connections(counts):

@@ -79,7 +79,7 @@ def share(total, weighted):
     exact = [(m, total * w / weight_sum) for m, w in weighted]
     counts = {m: int(x) for m, x in exact}
     left = total - sum(counts.values())
-    for m, x in sorted(exact, key=lambda item: item[1] - int(item[1]), reverse=True)[:left]:
+    for m, _ in sorted(exact, key=lambda item: item[1] - int(item[1]), reverse=True)[:left]:
         counts[m] += 1
     ranges, low = [], 0
     for m, _ in weighted:
