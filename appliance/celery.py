@@ -42,3 +42,14 @@ app.conf.update(
     },
 )
 app.autodiscover_tasks()
+
+
+def send_on_commit(task, *args, **kwargs):
+    """Send `task` once the current transaction commits; nothing for a rolled-back one.
+
+    Robust: if Redis is down the change is still saved (the WebUI shows Redis down and the
+    change as not yet applied) and the sampler re-sends the apply once Redis is back.
+    """
+    from django.db import transaction
+
+    transaction.on_commit(lambda: task.apply_async(args, kwargs), robust=True)

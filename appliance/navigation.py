@@ -127,16 +127,15 @@ def not_built_urls(section_slug, built=()):
 
 
 def menu_for(request):
-    """The menu with URLs, and which section and page are current."""
-    match = request.resolver_match
-    current = match.view_name if match else ""
+    """The menu with URLs, and which section and page are current (a page's sub-pages, such
+    as a form under it, count as that page)."""
     sections = []
     for owner in MENU:
-        pages = [
-            {"title": page.title, "url": reverse(page.url_name(owner)),
-             "current": page.url_name(owner) == current}
-            for page in owner.pages
-        ]
+        pages = []
+        for page in owner.pages:
+            url = reverse(page.url_name(owner))
+            current = request.path == url or (url != "/lbadmin/" and request.path.startswith(url))
+            pages.append({"title": page.title, "url": url, "current": current})
         sections.append({
             "title": owner.title, "url": pages[0]["url"], "pages": pages,
             "current": any(p["current"] for p in pages),

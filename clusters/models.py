@@ -111,6 +111,9 @@ class RealServer(models.Model):
         "Maximum Connections", default=0, validators=[MaxValueValidator(1_000_000)],
         help_text="0 = no limit. Past it the server gets no new connections.")
     state = models.CharField(max_length=8, choices=State.choices, default=State.ONLINE)
+    # The configuration generation of the last change to this row, so System Overview can show
+    # the row as pending until that generation is live.
+    changed_generation = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["service__label", "label"]

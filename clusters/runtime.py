@@ -73,8 +73,8 @@ def read_connections(client=None):
     return {int(mark): count for mark, count in json.loads(raw)["counts"].items()}
 
 
-def read_overloaded():
-    raw = redis_client().get(OVERLOADED_KEY)
+def read_overloaded(client=None):
+    raw = (client or redis_client()).get(OVERLOADED_KEY)
     return frozenset(json.loads(raw)) if raw else frozenset()
 
 

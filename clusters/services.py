@@ -6,6 +6,7 @@ Views, tests and (later) restore call these; nothing else writes these models.
 
 from django.db import transaction
 
+from appliance.celery import send_on_commit
 from appliance.services import record_audit
 
 from .models import ConfigGeneration, RealServer
@@ -15,7 +16,7 @@ from .tasks import apply_dataplane
 def _changed(user, action):
     record_audit(user, action)
     generation = ConfigGeneration.bump()
-    apply_dataplane.delay_on_commit()
+    send_on_commit(apply_dataplane)
     return generation
 
 
@@ -41,7 +42,10 @@ def do_save_real_server(server, user):
     created = server.pk is None
     server.save()
     verb = "added" if created else "modified"
-    _changed(user, f"{verb} real server {server.label} ({server.ip}) of {server.service.label}")
+    generation = _changed(
+        user, f"{verb} real server {server.label} ({server.ip}) of {server.service.label}")
+    RealServer.objects.filter(pk=server.pk).update(changed_generation=generation)
+    server.changed_generation = generation
     return server
 
 
@@ -56,7 +60,8 @@ def do_delete_real_server(server, user):
 def do_set_state(server, state, user):
     """Online, Drain or Halt, as the System Overview buttons set it (the guide's 7.2)."""
     state = RealServer.State(state)
-    RealServer.objects.filter(pk=server.pk).update(state=state)
-    server.state = state
-    return _changed(user, f"set real server {server.label} of {server.service.label} to "
-                          f"{state.label}")
+    generation = _changed(user, f"set real server {server.label} of {server.service.label} "
+                                f"to {state.label}")
+    RealServer.objects.filter(pk=server.pk).update(state=state, changed_generation=generation)
+    server.state, server.changed_generation = state, generation
+    return generation

@@ -5,7 +5,7 @@ from celery.signals import worker_ready
 
 from . import runtime
 from .dataplane import apply, conntrack
-from .models import RealServer, VirtualService
+from .models import ConfigGeneration, RealServer, VirtualService
 
 
 @shared_task
@@ -53,7 +53,10 @@ def sample_connections():
     now = overloaded_marks(counts, limits, before)
     if now != before:
         runtime.write_overloaded(now)
-    if now != before or VirtualService.objects.filter(
+    status = runtime.read_status()
+    behind = status.state_for(ConfigGeneration.current()) == "applying"
+    if now != before or behind or VirtualService.objects.filter(
             scheduler=VirtualService.Scheduler.WLC).exists():
+        # `behind`: a change whose apply was never sent (Redis was down when it was saved).
         apply_dataplane.delay()
     return counts

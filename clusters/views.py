@@ -1,8 +1,15 @@
-from django.shortcuts import render
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from appliance import runtime
 
+from . import services, status
+from .forms import UNAVAILABLE_FORWARDING, RealServerForm, StateForm, VirtualServiceForm
+from .models import RealServer, VirtualService
+
 STATUS_TIMEOUT = 1.0  # seconds a worker has to answer the overview's ping
+HTMX_STOP_POLLING = 286
 
 
 def overview(request):
@@ -13,7 +20,24 @@ def overview(request):
         "uptime_words": duration_words(host.uptime_seconds),
         "memory_total_mib": host.memory_total_kib // 1024,
         "memory_available_mib": host.memory_available_kib // 1024,
+        "layer4": status.layer4_status(),
     })
+
+
+def layer4_table(request):
+    """The virtual services table; System Overview polls it and the buttons swap it in."""
+    return render(request, "clusters/layer4_table.html", {"layer4": status.layer4_status()})
+
+
+@require_POST
+def set_state(request, pk):
+    server = get_object_or_404(RealServer.objects.select_related("service"), pk=pk)
+    form = StateForm(request.POST)
+    if form.is_valid():
+        services.do_set_state(server, form.cleaned_data["state"], request.user)
+    if request.htmx:
+        return layer4_table(request)
+    return redirect("overview:index")
 
 
 def service_status(request):
@@ -24,8 +48,98 @@ def service_status(request):
     })
 
 
+def apply_banner(request):
+    """'Applying…' until the newest change is live; polling stops once it is settled."""
+    layer4 = status.layer4_status()
+    response = render(request, "clusters/apply_banner.html", {"layer4": layer4})
+    if layer4.state in ("applied", "failed"):
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
 def duration_words(seconds):
     minutes, _ = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h {minutes} min" if days else f"{hours} h {minutes} min"
+
+
+# Cluster Configuration > Layer 4 – Virtual Services
+
+def virtual_services(request):
+    return render(request, "clusters/virtual_services.html", {
+        "page_title": "Layer 4 – Virtual Services",
+        "services": VirtualService.objects.prefetch_related("real_servers"),
+        "layer4": status.layer4_status(),
+    })
+
+
+def virtual_service_edit(request, pk=None):
+    service = get_object_or_404(VirtualService, pk=pk) if pk else VirtualService()
+    form = VirtualServiceForm(request.POST or None, instance=service)
+    if request.method == "POST" and form.is_valid():
+        services.do_save_service(form.instance, request.user)
+        messages.success(request, f"Virtual service {form.instance.label} saved.")
+        return redirect("cluster:virtual-services")
+    return render(request, "clusters/virtual_service_form.html", {
+        "page_title": "Layer 4 – Virtual Services",
+        "heading": f"Modify virtual service {service.label}" if pk else "Add a new Virtual Service",
+        "form": form, "unavailable_forwarding": UNAVAILABLE_FORWARDING,
+    })
+
+
+def virtual_service_delete(request, pk):
+    service = get_object_or_404(VirtualService, pk=pk)
+    if request.method == "POST":
+        services.do_delete_service(service, request.user)
+        messages.success(request, f"Virtual service {service.label} deleted.")
+        return redirect("cluster:virtual-services")
+    return render(request, "clusters/confirm_delete.html", {
+        "page_title": "Layer 4 – Virtual Services", "what": "virtual service",
+        "object": service, "cancel": "cluster:virtual-services",
+        "consequence": "Its real servers are deleted with it and its VIP stops answering.",
+    })
+
+
+# Cluster Configuration > Layer 4 – Real Servers
+
+def real_servers(request):
+    return render(request, "clusters/real_servers.html", {
+        "page_title": "Layer 4 – Real Servers",
+        "services": VirtualService.objects.prefetch_related("real_servers"),
+        "layer4": status.layer4_status(),
+    })
+
+
+def real_server_edit(request, service_pk=None, pk=None):
+    if pk:
+        server = get_object_or_404(RealServer.objects.select_related("service"), pk=pk)
+        service = server.service
+    else:
+        service = get_object_or_404(VirtualService, pk=service_pk)
+        server = RealServer(service=service)
+    form = RealServerForm(request.POST or None, instance=server, service=service)
+    if request.method == "POST" and form.is_valid():
+        services.do_save_real_server(form.instance, request.user)
+        messages.success(request, f"Real server {form.instance.label} of {service.label} saved.")
+        return redirect("cluster:real-servers")
+    return render(request, "clusters/real_server_form.html", {
+        "page_title": "Layer 4 – Real Servers",
+        "heading": (f"Modify real server {server.label}" if pk else "Add a new Real Server"),
+        "service": service, "form": form,
+    })
+
+
+def real_server_delete(request, pk):
+    server = get_object_or_404(RealServer.objects.select_related("service"), pk=pk)
+    if request.method == "POST":
+        services.do_delete_real_server(server, request.user)
+        messages.success(request, f"Real server {server.label} deleted.")
+        return redirect("cluster:real-servers")
+    return render(request, "clusters/confirm_delete.html", {
+        "page_title": "Layer 4 – Real Servers", "what": "real server", "object": server,
+        "cancel": "cluster:real-servers",
+        "consequence": "It gets no new connections; open ones are left to finish.",
+    })
+
+

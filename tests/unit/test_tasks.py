@@ -4,7 +4,7 @@ import pytest
 from django.db import transaction
 
 from appliance import tasks
-from appliance.celery import QUEUES, app
+from appliance.celery import QUEUES, app, send_on_commit
 
 
 def test_tasks_are_routed_to_the_three_queues():
@@ -24,9 +24,20 @@ def test_a_task_asked_for_inside_a_transaction_is_sent_on_commit(
                         lambda *args, **kwargs: sent.append(args))
     with django_capture_on_commit_callbacks(execute=True):
         with pytest.raises(RuntimeError), transaction.atomic():
-            tasks.describe_network_namespace.delay_on_commit()
+            send_on_commit(tasks.describe_network_namespace)
             raise RuntimeError("rolled back")
         with transaction.atomic():
-            tasks.describe_network_namespace.delay_on_commit()
+            send_on_commit(tasks.describe_network_namespace)
             assert sent == []  # not before the commit
     assert len(sent) == 1  # the rolled-back one was never sent
+
+
+@pytest.mark.django_db
+def test_a_broker_that_is_down_does_not_undo_the_saved_change(
+        monkeypatch, django_capture_on_commit_callbacks):
+    def broker_down(*args, **kwargs):
+        raise ConnectionRefusedError("redis is down")
+
+    monkeypatch.setattr(tasks.describe_network_namespace, "apply_async", broker_down)
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        send_on_commit(tasks.describe_network_namespace)  # logged, not raised

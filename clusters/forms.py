@@ -1,0 +1,68 @@
+from django import forms
+from django.core.exceptions import ValidationError
+
+from .models import RealServer, VirtualService
+
+# Shown beside NAT, disabled: a user of the appliance expects to see them, and why not here.
+UNAVAILABLE_FORWARDING = (
+    ("Direct Routing (DR)", "not available here: lbadmin's data plane rewrites addresses with "
+                            "nftables (NAT); DR needs each real server to hold the VIP on a "
+                            "loopback and answer clients directly."),
+    ("Tunnel (TUN)", "not available here: IP-in-IP tunnelling to the real servers is not "
+                     "part of lbadmin's nftables data plane."),
+    ("Layer 7 (proxy)", "not available here: lbadmin is a Layer 4 load balancer."),
+)
+SCHEDULER_NOTE = (
+    "Weighted Round Robin hands out new connections in turn, in proportion to the weights. "
+    "Weighted Least-Connection is emulated, as nftlb does: nftables has no least-connection "
+    "pick, so every 2 seconds the worker re-weights a random pick by weight ÷ (open "
+    "connections + 1) from live conntrack counts."
+)
+
+
+class VirtualServiceForm(forms.ModelForm):
+    class Meta:
+        model = VirtualService
+        fields = ["label", "vip", "ports", "protocol", "forwarding", "scheduler", "persistent",
+                  "persistence_timeout", "check_type", "fallback_ip", "fallback_port",
+                  "fallback_masq"]
+        widgets = {
+            "forwarding": forms.RadioSelect,
+            "ports": forms.TextInput(attrs={"placeholder": "12000,12100 or 800-900"}),
+        }
+        help_texts = {
+            "vip": "The address clients connect to, e.g. 198.51.100.100.",
+            "ports": "A comma list of ports and ranges, e.g. 12000,12100,12200 or 800-900.",
+            "scheduler": SCHEDULER_NOTE,
+            "persistence_timeout": "Seconds a client keeps its real server after its last "
+                                   "new connection (default 300).",
+            "check_type": "Always On: every real server takes connections. Always Off: none "
+                          "does, so connections go to the fallback server.",
+        }
+        error_messages = {
+            "ports": {"required": "Enter at least one port, e.g. 80 or 12000,12100 or 800-900."},
+            "vip": {"required": "Enter the address clients will connect to."},
+        }
+
+
+class RealServerForm(forms.ModelForm):
+    class Meta:
+        model = RealServer
+        fields = ["label", "ip", "port", "weight", "min_connections", "max_connections"]
+        help_texts = {"weight": "0–65535; 0 takes no new connections. Default 100."}
+
+    def __init__(self, *args, service, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.service = service
+
+    def clean_label(self):
+        label = self.cleaned_data["label"]
+        others = RealServer.objects.filter(service=self.instance.service, label=label)
+        if others.exclude(pk=self.instance.pk).exists():
+            raise ValidationError("This virtual service already has a real server with this "
+                                  "label.")
+        return label
+
+
+class StateForm(forms.Form):
+    state = forms.ChoiceField(choices=RealServer.State.choices)

@@ -1,0 +1,106 @@
+"""What System Overview shows for Layer 4: configuration joined with runtime state."""
+
+from dataclasses import dataclass, field
+
+import redis
+
+from appliance.runtime import redis_client
+
+from . import runtime
+from .dataplane.desired import fallback_mark
+from .models import ConfigGeneration, RealServer, VirtualService
+
+WORDS = {
+    "up": "Online",
+    "drain": "Online (drain)",
+    "halt": "Online (halt)",
+    "full": "Full",
+    "down": "Down",
+    "pending": "Applying…",
+}
+
+
+@dataclass
+class ServerRow:
+    server: RealServer
+    conns: int
+    css: str  # up / drain / halt / full / down / pending
+    words: str
+    weight: str
+    pending: bool
+
+
+@dataclass
+class ServiceRow:
+    service: VirtualService
+    conns: int
+    css: str
+    words: str
+    servers: list = field(default_factory=list)
+
+
+def server_row(server, conns, overloaded, checks_off, apply_status):
+    # Unknown when Redis is down: then the page says so once, rather than every row guessing.
+    pending = apply_status is not None and \
+        apply_status.state_for(server.changed_generation) == "applying"
+    if server.state == RealServer.State.HALT:
+        css, words = "halt", WORDS["halt"]
+    elif server.state == RealServer.State.DRAIN:
+        css, words = "drain", WORDS["drain"]
+    elif checks_off:
+        css, words = "down", "Down (checks: always off)"
+    elif server.id in overloaded:
+        css, words = "full", f"Full ({server.max_connections} connections)"
+    else:
+        css, words = "up", WORDS["up"]
+    weight = server.state if server.state != RealServer.State.ONLINE else str(server.weight)
+    if pending:
+        css, words = "pending", f"{words}: applying…"
+    return ServerRow(server, conns.get(server.id, 0), css, words, weight, pending)
+
+
+def service_row(service, conns, overloaded, apply_status):
+    checks_off = service.check_type == VirtualService.CheckType.ALWAYS_OFF
+    rows = [server_row(s, conns, overloaded, checks_off, apply_status)
+            for s in service.real_servers.all()]
+    total = sum(r.conns for r in rows)
+    if service.fallback_ip:
+        total += conns.get(fallback_mark(service.id, service.fallback_masq), 0)
+    if any(r.css == "up" and r.server.weight > 0 for r in rows):
+        css, words = "up", "Online"
+    elif rows and all(r.css in ("halt", "drain") for r in rows) and service.fallback_ip:
+        css, words = "halt", "Fallback server in use (real servers halted or drained)"
+    elif service.fallback_ip:
+        css, words = "down", "Fallback server in use (no real server available)"
+    else:
+        css, words = "down", "Down: no real server available and no fallback server"
+    return ServiceRow(service, total, css, words, rows)
+
+
+@dataclass
+class Layer4Status:
+    rows: list
+    apply: runtime.ApplyStatus | None  # None: Redis did not answer, so what is live is unknown
+    generation: int
+    redis_error: str = ""
+
+    @property
+    def state(self):
+        return self.apply.state_for(self.generation) if self.apply else "unknown"
+
+
+def layer4_status():
+    generation = ConfigGeneration.current()
+    try:
+        client = redis_client()
+        apply_status = runtime.read_status(client)
+        conns = runtime.read_connections(client)
+        overloaded = runtime.read_overloaded(client)
+    except (redis.RedisError, OSError) as error:
+        apply_status, conns, overloaded = None, {}, frozenset()
+        redis_error = str(error) or type(error).__name__
+    else:
+        redis_error = ""
+    services = VirtualService.objects.prefetch_related("real_servers")
+    rows = [service_row(s, conns, overloaded, apply_status) for s in services]
+    return Layer4Status(rows, apply_status, generation, redis_error)
