@@ -207,3 +207,15 @@ def test_deleting_a_service_removes_its_rules_and_its_vip(dataplane, lab):
                                      text=True).stdout
     assert "svc_" not in dataplane.nft("list", "table", "ip", "lbadmin")
     assert dataplane.compare()["matches"] is True
+
+
+@pytest.mark.parametrize("golden", ["vna.nft", "weighted.nft"])
+def test_the_golden_scripts_are_accepted_by_the_kernel(golden):
+    """What the golden tests pin down is also what nft and the kernel accept (in a namespace
+    made for this check alone)."""
+    from pathlib import Path
+
+    from clusters.dataplane import nft
+
+    script = (Path(__file__).parents[1] / "unit" / "golden" / golden).read_text()
+    assert "table ip lbadmin" in nft.canonical(script)

@@ -1,0 +1,154 @@
+"""The guide's 6.1.3 b and c typed into the WebUI in Chromium, then its 7.2 manual failover:
+Halt and Online on System Overview, with real connections through the lab after each step."""
+
+import re
+import subprocess
+
+import pytest
+from playwright.sync_api import expect
+
+from appliance.lab import (
+    CLIENT_ADDRESS,
+    LB_INTERNAL_ADDRESS,
+    PRIMARY_ADDRESS,
+    SECONDARY_ADDRESS,
+    VIP,
+)
+from appliance.lab_server import GUIDE_PORTS
+from tests.netns.traffic import HeldConnection, connect_many
+
+from .conftest import log_in
+
+pytestmark = pytest.mark.browser
+PORTS = "12000,12100,12200,12300,12301,12950,12800"
+
+
+@pytest.fixture(scope="module")
+def guide_deployment(chromium, appliance_stack):
+    """Type the guide's steps: Add a new Virtual Service (VNA), Modify it for the fallback,
+    Add a new Real Server (PrimaryCluster). Returns a logged-in page on System Overview."""
+    context = chromium.new_context(ignore_https_errors=True)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    webui = f"https://127.0.0.1:{appliance_stack.https_port}"
+    log_in(page, webui, appliance_stack.generated_password)
+
+    menu = page.get_by_role("navigation", name="Main menu")
+    menu.get_by_role("link", name="Cluster Configuration", exact=True).click()
+    menu.get_by_role("link", name="Layer 4 – Virtual Services").click()
+    page.get_by_role("link", name="Add a new Virtual Service").click()
+    page.get_by_label("Label").fill("VNA")
+    page.get_by_label("Virtual Service IP Address").fill(VIP)
+    page.get_by_label("Ports").fill(PORTS)
+    expect(page.get_by_label("Protocol")).to_have_value("tcp")  # leave it TCP
+    page.get_by_label("NAT", exact=True).check()
+    page.get_by_role("button", name="Update").click()
+    expect(page.locator("[data-service=VNA]")).to_contain_text(VIP)
+
+    # 9.-12.: Modify, Health Checks and Fallback Server sections
+    page.locator("[data-service=VNA]").get_by_role("link", name="Modify").click()
+    expect(page.get_by_label("Check Type")).to_have_value("on")  # manual failover
+    page.get_by_label("Fallback IP Address").fill(SECONDARY_ADDRESS)
+    page.get_by_label("Fallback Port").fill("0")
+    page.get_by_label("MASQ Fallback").check()
+    page.get_by_role("button", name="Update").click()
+    expect(page.locator("[data-service=VNA]")).to_contain_text("MASQ")
+
+    menu.get_by_role("link", name="Layer 4 – Real Servers").click()
+    page.locator("[data-service=VNA]").get_by_role("link", name="Add a new Real Server").click()
+    page.get_by_label("Label").fill("PrimaryCluster")
+    page.get_by_label("Real Server IP Address").fill(PRIMARY_ADDRESS)
+    expect(page.get_by_label("Real Server Port")).to_have_value("")  # left blank
+    expect(page.get_by_label("Weight")).to_have_value("100")
+    page.get_by_role("button", name="Update").click()
+    expect(page.locator("[data-real-server=PrimaryCluster]")).to_contain_text(PRIMARY_ADDRESS)
+
+    menu.get_by_role("link", name="System Overview", exact=True).click()
+    expect(page.locator("#apply-status")).to_contain_text("Applied")
+    yield page
+    context.close()
+
+
+def served(answers):
+    return {tuple(a.split()[i] for i in (0, 4)) for a in answers}
+
+
+def test_the_guides_deployment_serves_every_port_from_the_primary(guide_deployment,
+                                                                   appliance_stack):
+    lab = appliance_stack.lab
+    answers = connect_many(lab, VIP, GUIDE_PORTS, len(GUIDE_PORTS))
+    assert served(answers) == {("primary", CLIENT_ADDRESS)}
+    assert [int(a.split()[2]) for a in answers] == list(GUIDE_PORTS)
+
+
+def test_halt_and_online_on_system_overview(guide_deployment, appliance_stack):
+    page, lab = guide_deployment, appliance_stack.lab
+    row = page.locator("tr[data-real-server=PrimaryCluster]")
+    expect(row).to_have_class(re.compile(r"\bup\b"))
+    with HeldConnection(lab, VIP, 12000) as held:
+        assert held.greeting.startswith("primary")
+        row.get_by_role("button", name="Halt").click()
+        expect(row).to_have_class(re.compile(r"\bhalt\b"))
+        expect(row).to_contain_text("Online (halt)")
+        expect(row.locator("td.weight")).to_have_text("halt")
+        expect(page.locator("tbody[data-service=VNA] tr.vs")).to_have_class(
+            re.compile(r"\bhalt\b"))
+        assert held.talk() != "primary port 12000 echo ping"  # cut at once
+    assert served(connect_many(lab, VIP, GUIDE_PORTS, len(GUIDE_PORTS))) == {
+        ("secondary", LB_INTERNAL_ADDRESS)}
+
+    row.get_by_role("button", name="Online (halt)").click()
+    expect(row).to_have_class(re.compile(r"\bup\b"))
+    expect(row.locator("td.weight")).to_have_text("100")
+    assert served(connect_many(lab, VIP, GUIDE_PORTS, len(GUIDE_PORTS))) == {
+        ("primary", CLIENT_ADDRESS)}
+
+    with HeldConnection(lab, VIP, 12950) as held:
+        row.get_by_role("button", name="Drain").click()
+        expect(row).to_have_class(re.compile(r"\bdrain\b"))
+        expect(row).to_contain_text("Online (drain)")
+        assert held.talk("kept").startswith("primary port 12950 echo kept")
+        assert served(connect_many(lab, VIP, [12950], 1)) == {("secondary", LB_INTERNAL_ADDRESS)}
+        # Conns counts the drained connection that is still open (sampled every 2 s).
+        expect(row.locator("td.conns")).to_have_text("1", timeout=10_000)
+    row.get_by_role("button", name="Online (drain)").click()
+    expect(row).to_have_class(re.compile(r"\bup\b"))
+
+
+def test_the_dataplane_worker_restores_the_ruleset_when_it_starts(guide_deployment,
+                                                                  appliance_stack):
+    lab = appliance_stack.lab
+    appliance_stack.stop_process("worker-dataplane")
+    subprocess.run([*lab.exec_prefix("lb"), "nft", "delete", "table", "ip", "lbadmin"],
+                   check=True)
+    assert connect_many(lab, VIP, [12000], 1)[0].startswith("ERROR")
+    appliance_stack.start_worker("dataplane")
+    appliance_stack.wait_for_workers()
+    expect_served = {("primary", CLIENT_ADDRESS)}
+    for _ in range(50):
+        if served(connect_many(lab, VIP, [12000], 1)) == expect_served:
+            break
+    assert served(connect_many(lab, VIP, GUIDE_PORTS, len(GUIDE_PORTS))) == expect_served
+
+
+def test_view_configuration_shows_the_live_ruleset_and_flags_drift(guide_deployment,
+                                                                  appliance_stack):
+    page, lab = guide_deployment, appliance_stack.lab
+    menu = page.get_by_role("navigation", name="Main menu")
+    menu.get_by_role("link", name="View Configuration", exact=True).click()
+    menu.get_by_role("link", name="Layer 4", exact=True).click()
+    expect(page.locator("#drift")).to_have_text("The live ruleset matches the configuration.")
+    expect(page.locator("#live-ruleset")).to_contain_text("jump svc_")
+
+    # Someone edits lbadmin's table by hand.
+    subprocess.run([*lab.exec_prefix("lb"), "nft", "add", "element", "ip", "lbadmin", "services",
+                    f"{{ {VIP} . tcp . 9999 : drop }}"], check=True)
+    page.reload()
+    expect(page.locator("#drift")).to_contain_text("Drift:")
+    page.get_by_role("button", name="Rebuild the ruleset from the configuration").click()
+    expect(page.get_by_text("Rebuild requested")).to_be_visible()
+    for _ in range(20):
+        page.reload()
+        if "matches" in page.locator("#drift").inner_text():
+            break
+    expect(page.locator("#drift")).to_have_text("The live ruleset matches the configuration.")
