@@ -3,15 +3,17 @@
 Marks: every (virtual service, real server) pair has its own connection mark — the real
 server row's id, since a real server row belongs to one service — so a Halt cuts that pair's
 connections only (`conntrack -D --mark`). A service's fallback server gets FALLBACK_BIT | the
-service's id; MASQ_BIT on top asks the postrouting chain to masquerade.
+service's id; MASQ_BIT on top asks the postrouting chain to masquerade. While a new
+connection's server is picked, its mark briefly holds SERVICE_KEY_BIT | the service's id.
 """
 
 from dataclasses import dataclass, field
 
 NONE_MARK = 0  # no server and no fallback: no DNAT, the VIP's own stack refuses the connection
+SERVICE_KEY_BIT = 0x20000000  # a service's key in the mark while its server is being picked
 FALLBACK_BIT = 0x40000000
 MASQ_BIT = 0x80000000
-MAX_ID = 0x3FFFFFFF
+MAX_ID = 0x1FFFFFFF  # real server and service ids stay below the bits
 
 
 @dataclass(frozen=True)

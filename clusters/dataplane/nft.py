@@ -46,7 +46,7 @@ def canonical(script):
 
 
 DYNAMIC_ELEMENTS = re.compile(
-    r"(\n\tmap persist_\d+ \{(?:\n\t\t(?!elements)[^\n]*)*)\n\t\telements = \{[^}]*\}(?=\n)")
+    r"(\n\tmap persist \{(?:\n\t\t(?!elements)[^\n]*)*)\n\t\telements = \{[^}]*\}(?=\n)")
 
 
 def without_runtime_content(listing):
