@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # What the appliance runs on, plus what the lab, the tests and the browser need.
 DEBIAN_PACKAGES := python3 python3-venv iproute2 iputils-ping nftables conntrack keepalived \
 	redis-server chromium
-BENCH_PACKAGES := wrk nginx-light haproxy
+BENCH_PACKAGES := wrk nginx-light haproxy gcc libc6-dev
 
 .PHONY: demo test bench lint lab-down debian-packages venv clean
 

@@ -53,10 +53,12 @@ def ensure_vips(vips):
     wanted = set(vips)
     unplaced = []
     with IPRoute() as ipr:
-        present = {m.get("address"): m for m in ipr.get_addr(family=2)
-                   if m.get("IFA_PROTO") == VIP_PROTO}
+        addresses = ipr.get_addr(family=2)
+        present = {m.get("address"): m for m in addresses if m.get("IFA_PROTO") == VIP_PROTO}
+        # A VIP the admin already put on an interface is answered for as it is.
+        configured = {m.get("address") for m in addresses}
         networks = _connected_networks(ipr)
-        for vip in sorted(wanted - present.keys()):
+        for vip in sorted(wanted - configured):
             address = ipaddress.IPv4Address(vip)
             home = next(((index, net) for index, net in networks if address in net), None)
             if home is None:

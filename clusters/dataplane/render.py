@@ -20,6 +20,7 @@ with the services: nft reads every set of the table before it changes one, and 1
 made a one-element change cost ~35 ms where 7 cost a few.
 """
 
+import functools
 import math
 from dataclasses import dataclass, field
 from functools import reduce
@@ -120,52 +121,65 @@ def port_key(low, high):
 
 def render(desired):
     rules = Ruleset()
-    services, addr, addr_port, sticky, limits, sched = ({} for _ in GLOBAL_MAPS)
+    maps = {name: {} for name in GLOBAL_MAPS}
     cut, vips = set(), set()
     for service in desired.services:
-        sid = service.id
-        key = mark(SERVICE_KEY_BIT | sid)
+        counts = tuple((s.mark, desired.connections.get(s.mark, 0)) for s in service.servers) \
+            if service.scheduler == "wlc" else ()
+        chains, elements, service_cut = _render_service(service, counts)
+        rules.chains.update(chains)
+        for name, items in elements:
+            maps[name].update(items)
+        cut.update(service_cut)
         vips.add(service.vip)
-        for protocol in service.protocols:
-            for low, high in service.port_ranges:
-                services[f"{service.vip} . {protocol} . {port_key(low, high)}"] = f"jump svc_{sid}"
-        generator, total, buckets = schedule(service, desired.connections)
-        for low, high, m in buckets:
-            sched[f"{key} . {low}-{high}"] = mark(m)
-        pick = f"ct mark set ct mark . numgen {generator} mod {total} map @sched"
-        if service.persistence_timeout:
-            rules.chains[f"svc_{sid}"] = (
-                f"ct mark set {key}",
-                "ct mark set ct mark . ip saddr map @persist",
-                f"ct mark != @sticky ct mark set {key}",
-                f"ct mark & {SERVICE_KEY_BIT:#x} == {SERVICE_KEY_BIT:#x} {pick}",
-                "ct mark vmap @limits",
-                f"update @persist {{ {key} . ip saddr timeout {service.persistence_timeout}s "
-                f": ct mark }}",
-            )
-        else:
-            rules.chains[f"svc_{sid}"] = (f"ct mark set {key}", pick, "ct mark vmap @limits")
-        targets = list(service.servers) + ([service.fallback] if service.fallback else [])
-        for target in targets:
-            if target.port:
-                addr_port[mark(target.mark)] = f"{target.ip} . {target.port}"
-            else:
-                addr[mark(target.mark)] = target.ip
-        for server in service.servers:
-            if server.sticky:
-                sticky[mark(server.mark)] = None
-            if server.cut:
-                cut.add(server.mark)
-            if server.max_connections:
-                rules.chains[f"lim_{server.mark}"] = (
-                    f"ct count over {server.max_connections} drop",)
-                limits[mark(server.mark)] = f"jump lim_{server.mark}"
-    for name, elements in zip(GLOBAL_MAPS, (services, addr, addr_port, sticky, limits, sched),
-                              strict=True):
-        rules.elements[name] = elements
+    rules.elements = maps
     rules.cut_marks = frozenset(cut)
     rules.vips = frozenset(vips)
     return rules
+
+
+@functools.lru_cache(maxsize=16384)
+def _render_service(service, counts):
+    """One service's chains and map elements. Cached: services are frozen values, so a Halt
+    among 1,000 services renders one service again, not 1,000."""
+    sid = service.id
+    key = mark(SERVICE_KEY_BIT | sid)
+    maps = {name: {} for name in GLOBAL_MAPS}
+    chains, cut = {}, set()
+    for protocol in service.protocols:
+        for low, high in service.port_ranges:
+            maps["services"][f"{service.vip} . {protocol} . {port_key(low, high)}"] = \
+                f"jump svc_{sid}"
+    generator, total, buckets = schedule(service, dict(counts))
+    for low, high, m in buckets:
+        maps["sched"][f"{key} . {low}-{high}"] = mark(m)
+    pick = f"ct mark set ct mark . numgen {generator} mod {total} map @sched"
+    if service.persistence_timeout:
+        chains[f"svc_{sid}"] = (
+            f"ct mark set {key}",
+            "ct mark set ct mark . ip saddr map @persist",
+            f"ct mark != @sticky ct mark set {key}",
+            f"ct mark & {SERVICE_KEY_BIT:#x} == {SERVICE_KEY_BIT:#x} {pick}",
+            "ct mark vmap @limits",
+            f"update @persist {{ {key} . ip saddr timeout {service.persistence_timeout}s "
+            f": ct mark }}",
+        )
+    else:
+        chains[f"svc_{sid}"] = (f"ct mark set {key}", pick, "ct mark vmap @limits")
+    for target in list(service.servers) + ([service.fallback] if service.fallback else []):
+        if target.port:
+            maps["rs_addr_port"][mark(target.mark)] = f"{target.ip} . {target.port}"
+        else:
+            maps["rs_addr"][mark(target.mark)] = target.ip
+    for server in service.servers:
+        if server.sticky:
+            maps["sticky"][mark(server.mark)] = None
+        if server.cut:
+            cut.add(server.mark)
+        if server.max_connections:
+            chains[f"lim_{server.mark}"] = (f"ct count over {server.max_connections} drop",)
+            maps["limits"][mark(server.mark)] = f"jump lim_{server.mark}"
+    return chains, tuple(maps.items()), frozenset(cut)
 
 
 def _element_lines(verb, name, elements):
