@@ -6,9 +6,9 @@
    bench/connrate.c (epoll, compiled here); server: Debian's nginx in the primary namespace
    (1 worker); HAProxy: Debian's haproxy, 1 thread. Keep-alive request rates with wrk are
    printed beside them. The three paths alternate, 2 rounds of 3 s each.
-2. 1,000 virtual services x 7 ports x 2 real servers, in a namespace of their own: the time
-   to render and apply the whole ruleset from nothing, and for one Halt among them to be live
-   (render + difference + nft, as the dataplane worker does it; median of 7).
+2. 1,000 virtual services x 7 ports x 2 real servers in a database, applied in a namespace of
+   their own by the dataplane worker's action: the whole ruleset from nothing, and one Halt
+   among them (database read, render, difference, nft, conntrack cut; median of 7).
 3. The time from a Halt POSTed to the WebUI (the real stack: gunicorn, Redis, the dataplane
    worker) to the first new connection that lands on the fallback server (median of 3).
 
@@ -47,15 +47,13 @@ from appliance.lab import (
     unique_test_prefix,
 )
 from appliance.stack import Stack
-from clusters.dataplane import nft
-from clusters.dataplane.desired import Desired, Fallback, Server, Service, fallback_mark
-from clusters.dataplane.render import diff_script, full_script, render
+from clusters.dataplane.desired import Desired, Server, Service
+from clusters.dataplane.render import full_script, render
 
 HAPROXY_VIP = "198.51.100.101"
 CLIENTS = [f"198.51.100.{n}" for n in range(11, 59)]  # 48: 8 per phase, never reused
 SECONDS = 3
 CONCURRENCY = 64
-SEVEN = tuple((p, p) for p in (12000, 12100, 12200, 12300, 12301, 12950, 12800))
 
 
 def run(*command, **kwargs):
@@ -163,40 +161,55 @@ def bench_connections(lab):
     return short, alive
 
 
-def thousand_services(halted=None):
-    services = []
-    for i in range(1, 1001):
-        servers = tuple(Server(mark=2 * i + k, ip=f"192.0.2.{110 + k}", port=None, weight=100,
-                               available=2 * i + k != halted, sticky=2 * i + k != halted,
-                               cut=2 * i + k == halted) for k in range(2))
-        services.append(Service(i, f"10.{i // 250}.{i % 250}.1", SEVEN, ("tcp",), "wrr", None,
-                                servers, Fallback(fallback_mark(i, True), "192.0.2.120", None)))
-    return Desired(tuple(services))
-
-
 def bench_scale(prefix):
+    """The dataplane worker's own action, apply_dataplane(), over a database of 1,000 services:
+    database read, render, difference, nft transaction, cutting the halted pair."""
+    import django
+    from django.core.management import call_command
+
+    os.environ["DJANGO_SETTINGS_MODULE"] = "appliance.settings"
+    django.setup()
+    from clusters import services
+    from clusters.dataplane import apply
+    from clusters.models import RealServer, VirtualService
+
+    call_command("migrate", verbosity=0)
+    redis = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket",
+                              os.environ["LBADMIN_DATA_DIR"] + "/redis.sock", "--save", ""],
+                             stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    VirtualService.objects.bulk_create([
+        VirtualService(label=f"service {i}", vip=f"10.{i // 250}.{i % 250}.1",
+                       ports="12000,12100,12200,12300,12301,12950,12800",
+                       fallback_ip=SECONDARY_ADDRESS, fallback_masq=True)
+        for i in range(1, 1001)])
+    RealServer.objects.bulk_create([
+        RealServer(service=vs, label=f"server {k}", ip=f"192.0.2.{110 + k}")
+        for vs in VirtualService.objects.all() for k in range(2)])
     namespace = f"{prefix}scale"
     run("ip", "netns", "add", namespace)
     netns.pushns(namespace)
     try:
         started = time.perf_counter()
-        live = render(thousand_services())
-        nft.apply(full_script(live))
+        result = apply.apply_dataplane(full=True)
         full_ms = (time.perf_counter() - started) * 1000
+        assert result["ok"], result
         changes = []
-        for trial in range(7):
+        for server in RealServer.objects.order_by("id")[100:800:100]:
+            services.do_set_state(server, "halt", "bench")
             started = time.perf_counter()
-            new = render(thousand_services(halted=2 * (100 + trial * 100)))
-            nft.apply(diff_script(live, new))
+            result = apply.apply_dataplane()
             changes.append((time.perf_counter() - started) * 1000)
-            live = new
+            assert result["ok"] and result["mode"] == "difference", result
     finally:
         netns.popns()
         remove_namespace(namespace)
+        redis.terminate()
     change_ms = statistics.median(changes)
     print(f"  1,000 services x 7 ports x 2 servers: full apply {full_ms:.0f} ms, "
-          f"one Halt {change_ms:.1f} ms (median of 7: "
-          f"{', '.join(f'{c:.0f}' for c in changes)})", flush=True)
+          f"one Halt {change_ms:.1f} ms (median of {len(changes)}: "
+          f"{', '.join(f'{c:.0f}' for c in changes)}; database read, render, difference, "
+          f"nft, conntrack cut, as the dataplane worker does it)", flush=True)
     return full_ms, change_ms
 
 

@@ -62,7 +62,11 @@ class VirtualService(models.Model):
 
     @property
     def protocols(self):
-        return ("tcp", "udp") if self.protocol == self.Protocol.TCP_UDP else (self.protocol,)
+        return self.protocols_of(self.protocol)
+
+    @classmethod
+    def protocols_of(cls, protocol):
+        return ("tcp", "udp") if protocol == cls.Protocol.TCP_UDP else (protocol,)
 
     def clean(self):
         errors = {}

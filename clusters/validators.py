@@ -3,6 +3,7 @@
 Each raises ValidationError with a message in words that can stand next to its field.
 """
 
+import functools
 import ipaddress
 
 from django.core.exceptions import ValidationError
@@ -42,6 +43,13 @@ def parse_ports(text):
                 raise ValidationError(f"“{item}” repeats a port already in the list.")
         ranges.append((low, high))
     return ranges
+
+
+@functools.lru_cache(maxsize=65536)
+def parse_ports_cached(text):
+    """parse_ports for text already validated and saved, as a tuple (the data plane reads
+    every service's ports on every apply)."""
+    return tuple(parse_ports(text))
 
 
 def format_ports(ranges):

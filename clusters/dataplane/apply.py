@@ -20,6 +20,7 @@ from .render import diff_script, full_script, render
 
 log = logging.getLogger("lbadmin.dataplane")
 _live = None
+_unplaced = []  # VIPs no connected subnet holds, as of the last time they were placed
 
 
 def desired_ruleset():
@@ -35,13 +36,16 @@ def apply_dataplane(full=False):
 
     A refused script leaves the previous ruleset live; the error is recorded for the WebUI.
     """
-    global _live
+    global _live, _unplaced
+    started = time.perf_counter()
     generation, rules = desired_ruleset()
     full = full or _live is None
     script = full_script(rules) if full else diff_script(_live, rules)
-    started = time.perf_counter()
     try:
-        unplaced = netlink.ensure_vips(rules.vips)  # before the rules that answer for them
+        # VIP addresses go before the rules that answer for them; they are read back from the
+        # kernel only when the set of VIPs changes (or one could not be placed yet).
+        if full or rules.vips != _live.vips or _unplaced:
+            _unplaced = netlink.ensure_vips(rules.vips)
         if script:
             nft.apply(script)
     except (nft.NftError, NetlinkError, OSError) as error:
@@ -50,15 +54,18 @@ def apply_dataplane(full=False):
         return {"generation": generation, "ok": False, "error": str(error)}
     newly_cut = rules.cut_marks - (set() if full else _live.cut_marks)
     _live = rules
-    cut = {mark: conntrack.delete_by_mark(mark) for mark in sorted(newly_cut)}
+    cut = sorted(newly_cut)
+    for mark in cut:
+        conntrack.delete_by_mark(mark)
     elapsed = (time.perf_counter() - started) * 1000
+    mode = "full" if full else "difference"
     warnings = [f"No interface has a subnet holding the VIP {vip}: add an address in that "
-                f"subnet under Network Interface Configuration." for vip in unplaced]
-    runtime.record_applied(generation, "full" if full else "difference", elapsed, warnings)
-    log.info("generation %s applied (%s, %.1f ms, %d statements, cut %s)", generation,
-             "full" if full else "difference", elapsed, script.count("\n"), cut)
-    return {"generation": generation, "ok": True, "mode": "full" if full else "difference",
-            "milliseconds": elapsed, "cut": cut}
+                f"subnet under Network Interface Configuration." for vip in _unplaced]
+    runtime.record_applied(generation, mode, elapsed, warnings)
+    log.info("generation %s applied (%s, %.1f ms, %d statements, cut %s)", generation, mode,
+             elapsed, script.count("\n"), cut)
+    return {"generation": generation, "ok": True, "mode": mode, "milliseconds": elapsed,
+            "cut": cut}
 
 
 def compare_live():

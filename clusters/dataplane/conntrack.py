@@ -1,29 +1,59 @@
-"""The one seam to the kernel's connection tracking (the conntrack command)."""
+"""The one seam to the kernel's connection tracking, over netlink (pyroute2's NFCTSocket).
 
-import re
-import subprocess
+In-process rather than the conntrack command: starting `conntrack -D` cost ~18 ms of a Halt.
+One socket per network namespace is kept open: closing a pyroute2 socket cost ~15 ms here.
+"""
 
-MARK = re.compile(r"\bmark=(\d+)")
+import os
+import threading
+
+from pyroute2.netlink.nfnetlink.nfctsocket import NFCTSocket
+
+ALL_BITS = 0xFFFFFFFF
+# TCP conntrack states of connections that are closed or closing for good
+CLOSED_TCP_STATES = {7, 8}  # TIME_WAIT, CLOSE
+
+_sockets = {}
+_lock = threading.Lock()
+
+
+def _socket():
+    """The socket for the calling thread's network namespace (a netlink socket belongs to the
+    namespace it was opened in)."""
+    namespace = os.stat("/proc/thread-self/ns/net").st_ino
+    if namespace not in _sockets:
+        _sockets[namespace] = NFCTSocket()
+    return _sockets[namespace]
 
 
 def delete_by_mark(mark):
-    """Cut every tracked connection of one (service, server) pair; returns how many."""
-    result = subprocess.run(["conntrack", "-D", "--mark", str(mark)], capture_output=True,
-                            text=True, timeout=30)
-    found = re.search(r"(\d+) flow entries have been deleted", result.stderr)
-    return int(found.group(1)) if found else 0
+    """Cut every tracked connection of one (service, server) pair: one flush filtered by mark
+    in the kernel (well under a millisecond; counting them first through a dump cost ~10)."""
+    with _lock:
+        _socket().flush(mark=mark, mark_mask=ALL_BITS)
+
+
+def _tcp_state(entry):
+    info = entry.get_attr("CTA_PROTOINFO")
+    tcp = info.get_attr("CTA_PROTOINFO_TCP") if info else None
+    return tcp.get_attr("CTA_PROTOINFO_TCP_STATE") if tcp else None
 
 
 def count_by_mark():
-    """{mark: tracked connections} over every connection lbadmin marked."""
-    result = subprocess.run(["conntrack", "-L"], capture_output=True, text=True, timeout=30)
+    """{mark: open connections} over every connection lbadmin marked."""
     counts = {}
-    for line in result.stdout.splitlines():
-        # Closed connections linger in TIME_WAIT/CLOSE; they are not open any more.
-        if " TIME_WAIT " in line or " CLOSE " in line:
-            continue
-        found = MARK.search(line)
-        if found and found.group(1) != "0":
-            mark = int(found.group(1))
-            counts[mark] = counts.get(mark, 0) + 1
+    with _lock:
+        for entry in _socket().dump():
+            mark = entry.get_attr("CTA_MARK")
+            if mark and _tcp_state(entry) not in CLOSED_TCP_STATES:
+                counts[mark] = counts.get(mark, 0) + 1
     return counts
+
+
+def close_sockets():
+    """Close every kept socket (tests, whose namespaces come and go; a socket would keep its
+    namespace alive)."""
+    with _lock:
+        for sock in _sockets.values():
+            sock.close()
+        _sockets.clear()

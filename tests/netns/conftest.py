@@ -43,7 +43,7 @@ def inside(namespace):
 def dataplane(lab, redis_server, transactional_db, monkeypatch):
     """Apply the database's configuration in the lab's lb namespace, as the worker does."""
     redis_server.flushall()
-    apply._live = None
+    apply._live, apply._unplaced = None, []
 
     class Dataplane:
         def apply(self, full=False, expect_ok=True):
@@ -69,4 +69,6 @@ def dataplane(lab, redis_server, transactional_db, monkeypatch):
                 return tasks.sample_connections()
 
     yield Dataplane()
-    apply._live = None
+    apply._live, apply._unplaced = None, []
+    apply.nft.close_contexts()
+    apply.conntrack.close_sockets()
