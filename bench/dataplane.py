@@ -5,12 +5,12 @@
    lb namespace, no NAT), and through HAProxy in TCP mode in the lb namespace. Load generator:
    bench/connrate.c (epoll, compiled here); server: Debian's nginx in the primary namespace
    (1 worker); HAProxy: Debian's haproxy, 1 thread. Keep-alive request rates with wrk are
-   printed beside them. The three paths alternate, 2 rounds of 3 s each.
+   printed beside them. The three paths alternate, 3 rounds of 3 s each; medians.
 2. 1,000 virtual services x 7 ports x 2 real servers in a database, applied in a namespace of
    their own by the dataplane worker's action: the whole ruleset from nothing, and one Halt
    among them (database read, render, difference, nft, conntrack cut; median of 7).
 3. The time from a Halt POSTed to the WebUI (the real stack: gunicorn, Redis, the dataplane
-   worker) to the first new connection that lands on the fallback server (median of 3).
+   worker) to the first new connection that lands on the fallback server (median of 5).
 
 The last line printed is one JSON object with every figure.
 """
@@ -51,8 +51,10 @@ from clusters.dataplane.desired import Desired, Server, Service
 from clusters.dataplane.render import full_script, render
 
 HAPROXY_VIP = "198.51.100.101"
-CLIENTS = [f"198.51.100.{n}" for n in range(11, 59)]  # 48: 8 per phase, never reused
+CLIENTS = [f"198.51.100.{n}" for n in range(11, 83)]  # 72: 8 per phase, never reused
 SECONDS = 3
+ROUNDS = 3
+HALT_TRIALS = 5
 CONCURRENCY = 64
 
 
@@ -147,14 +149,14 @@ def bench_connections(lab):
     errors = {name: 0 for name in paths}
     keepalive = {name: [] for name in paths}
     batches = iter(CLIENTS[i:i + 8] for i in range(0, len(CLIENTS), 8))
-    for _round in range(2):
+    for _round in range(ROUNDS):
         for name, host in paths.items():
             rate, failed = connection_rate(lab, connrate, host, next(batches))
             rates[name].append(rate)
             errors[name] += failed
             keepalive[name].append(keepalive_rate(lab, host))
-    short = {name: statistics.mean(values) for name, values in rates.items()}
-    alive = {name: statistics.mean(values) for name, values in keepalive.items()}
+    short = {name: statistics.median(values) for name, values in rates.items()}
+    alive = {name: statistics.median(values) for name, values in keepalive.items()}
     for name in paths:
         print(f"  {name:8} short connections {short[name]:9.0f}/s (errors {errors[name]}), "
               f"keep-alive {alive[name]:9.0f} req/s", flush=True)
@@ -283,7 +285,7 @@ def bench_halt(lab):
         post = webui_session(f"https://127.0.0.1:{port}", stack.generated_password)
         state_url = f"/lbadmin/overview/real-server/{server_id}/state/"
         timings = []
-        for _trial in range(3):
+        for _trial in range(HALT_TRIALS):
             probe = subprocess.Popen([*lab.exec_prefix("client"), sys.executable, "-c", PROBE,
                                       VIP], stdout=subprocess.PIPE, text=True)
             ready = probe.stdout.readline().strip()
@@ -301,7 +303,7 @@ def bench_halt(lab):
             time.sleep(1)
     halt_ms = statistics.median(timings)
     print(f"  Halt in the WebUI to first connection on the fallback: {halt_ms:.0f} ms "
-          f"(median of 3: {', '.join(f'{t:.0f}' for t in timings)})", flush=True)
+          f"(median of {len(timings)}: {', '.join(f'{t:.0f}' for t in timings)})", flush=True)
     return halt_ms
 
 

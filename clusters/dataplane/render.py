@@ -46,8 +46,8 @@ BASE = f"""table {TABLE} {{
 \t}}
 \tchain nat_prerouting {{
 \t\ttype nat hook prerouting priority dstnat; policy accept;
-\t\tmeta l4proto {{ tcp, udp }} ct mark != 0 dnat ip to ct mark map @rs_addr_port
 \t\tct mark != 0 dnat ip to ct mark map @rs_addr
+\t\tmeta l4proto {{ tcp, udp }} ct mark != 0 dnat ip to ct mark map @rs_addr_port
 \t}}
 \tchain nat_postrouting {{
 \t\ttype nat hook postrouting priority srcnat; policy accept;
