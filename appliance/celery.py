@@ -39,6 +39,9 @@ app.conf.update(
         # live connection counts: Conns on System Overview, maximum connections, least-conn
         "sample-connections": {"task": "clusters.tasks.sample_connections", "schedule": 2.0,
                                "options": {"expires": 2.0}},
+        # health checks: takes the due ones and sends each to the checks worker
+        "dispatch-checks": {"task": "healthchecks.tasks.dispatch", "schedule": 1.0,
+                            "options": {"expires": 1.0}},
     },
 )
 app.autodiscover_tasks()

@@ -147,8 +147,16 @@ class Lab:
         if process.stdout.readline().strip() != "ready":
             process.kill()
             raise RuntimeError(f"the {role} listener did not start")
+        process.role = role
         self.listeners.append(process)
         return process
+
+    def stop_listener(self, role):
+        """Stop the role's listener (tests: a cluster node that stops answering)."""
+        for process in [p for p in self.listeners if p.role == role]:
+            process.terminate()
+            process.wait(timeout=5)
+            self.listeners.remove(process)
 
     def down(self):
         for process in self.listeners:

@@ -20,11 +20,12 @@ import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# queue -> (concurrency, runs in the appliance's network namespace)
+# queue -> (pool arguments, runs in the appliance's network namespace)
 WORKERS = {
-    "dataplane": (1, True),  # exactly one writer of the data plane
-    "checks": (4, True),
-    "maintenance": (1, False),
+    "dataplane": (["-c", "1"], True),  # exactly one writer of the data plane
+    # checks wait on the network and on scripts: threads, so a slow one holds one thread only
+    "checks": (["-P", "threads", "-c", "64"], True),
+    "maintenance": (["-c", "1"], False),
 }
 
 
@@ -142,10 +143,10 @@ class Stack:
                 raise StartError("no HTTP answer")
 
     def start_worker(self, queue):
-        concurrency, in_lab = WORKERS[queue]
+        pool, in_lab = WORKERS[queue]
         self._spawn(f"worker-{queue}", [
             sys.executable, "-m", "celery", "-A", "appliance", "worker", "-Q", queue,
-            "-c", str(concurrency), "-n", f"{queue}@%h", "--loglevel", "INFO",
+            *pool, "-n", f"{queue}@%h", "--loglevel", "INFO",
         ], in_lab=in_lab)
 
     def start_beat(self):

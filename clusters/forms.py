@@ -24,8 +24,10 @@ class VirtualServiceForm(forms.ModelForm):
     class Meta:
         model = VirtualService
         fields = ["label", "vip", "ports", "protocol", "forwarding", "scheduler", "persistent",
-                  "persistence_timeout", "check_type", "fallback_ip", "fallback_port",
-                  "fallback_masq"]
+                  "persistence_timeout", "check_type", "check_script", "check_port",
+                  "check_request", "check_host", "check_expect", "check_interval",
+                  "check_timeout", "failure_count", "on_failure", "fallback_ip",
+                  "fallback_port", "fallback_masq"]
         widgets = {
             "forwarding": forms.RadioSelect,
             "ports": forms.TextInput(attrs={"placeholder": "12000,12100 or 800-900"}),
@@ -36,10 +38,20 @@ class VirtualServiceForm(forms.ModelForm):
             "scheduler": SCHEDULER_NOTE,
             "persistence_timeout": "Seconds a client keeps its real server after its last "
                                    "new connection (default 300).",
-            "check_type": "Always On: every real server takes connections. Always Off: none "
-                          "does, so connections go to the fallback server.",
+            "check_type": "External Script runs a script from Health Check Scripts; Connect to "
+                          "Port needs every checked port to accept; Negotiate sends a GET and "
+                          "reads the answer; Ping sends one echo request. Always On: every real "
+                          "server takes connections. Always Off: none does, so connections go "
+                          "to the fallback server.",
+            "check_script": "Used when Check Type is External Script.",
+            "check_interval": "Seconds between checks of each real server (default 30).",
+            "check_timeout": "Seconds a check may take; a script still running is killed and "
+                             "the check fails. Shorter than the interval.",
         }
         error_messages = {
+            "check_interval": {"invalid": "Enter the interval as a whole number of seconds."},
+            "check_timeout": {"invalid": "Enter the timeout as a whole number of seconds."},
+            "failure_count": {"invalid": "Enter the failure count as a whole number."},
             "ports": {"required": "Enter at least one port, e.g. 80 or 12000,12100 or 800-900."},
             "vip": {"required": "Enter the address clients will connect to."},
         }

@@ -24,8 +24,20 @@ class VirtualService(models.Model):
         WLC = "wlc", "Weighted Least-Connection (emulated)"
 
     class CheckType(models.TextChoices):
+        EXTERNAL = "external", "External Script"
+        CONNECT = "connect", "Connect to Port"
+        HTTP = "http", "Negotiate HTTP"
+        HTTPS = "https", "Negotiate HTTPS"
+        PING = "ping", "Ping Server"
         ALWAYS_ON = "on", "No checks, Always On"
         ALWAYS_OFF = "off", "No checks, Always Off"
+
+    class OnFailure(models.TextChoices):
+        KEEP = "keep", "Keep open connections (no new ones)"
+        CUT = "cut", "Cut open connections"
+
+    CHECKED = (CheckType.EXTERNAL, CheckType.CONNECT, CheckType.HTTP, CheckType.HTTPS,
+               CheckType.PING)
 
     label = models.CharField(max_length=64, unique=True, help_text=LABEL_HELP,
                              error_messages={"unique": "Another virtual service has this label."})
@@ -43,6 +55,33 @@ class VirtualService(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(86400)])
     check_type = models.CharField("Check Type", max_length=8, choices=CheckType.choices,
                                   default=CheckType.ALWAYS_ON)
+    check_script = models.ForeignKey(
+        "healthchecks.HealthCheckScript", verbose_name="External Script", null=True,
+        blank=True, on_delete=models.PROTECT, related_name="services")
+    check_port = models.PositiveIntegerField(
+        "Check Port", null=True, blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(65535)],
+        help_text="Blank = every port of the service (each must accept).")
+    check_request = models.CharField("Request to send", max_length=200, default="/",
+                                     help_text="The path to GET, e.g. / or /health.")
+    check_host = models.CharField("Virtual Host", max_length=200, blank=True,
+                                  help_text="The Host header; blank = the VIP.")
+    check_expect = models.CharField(
+        "Response expected", max_length=200, blank=True,
+        help_text="A status code such as 200, or text the answer must contain. "
+                  "Blank = any 2xx or 3xx status.")
+    check_interval = models.PositiveIntegerField(
+        "Check Interval (s)", default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(3600)])
+    check_timeout = models.PositiveIntegerField(
+        "Check Timeout (s)", default=5, validators=[MinValueValidator(1),
+                                                    MaxValueValidator(3599)])
+    failure_count = models.PositiveIntegerField(
+        "Failure Count", default=10, validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Consecutive failed checks before a real server is taken out; any success "
+                  "resets the count. 30 s × 10 = the guide's 5 minutes.")
+    on_failure = models.CharField("When a real server fails", max_length=8,
+                                  choices=OnFailure.choices, default=OnFailure.KEEP)
     fallback_ip = models.CharField("Fallback IP Address", max_length=15, blank=True,
                                    validators=[validate_ipv4_host])
     fallback_port = models.PositiveIntegerField(
@@ -84,6 +123,12 @@ class VirtualService(models.Model):
                         f"{self.vip} already takes some of these ports "
                         f"({self.get_protocol_display()}) in virtual service “{other.label}”."]
                     break
+        if self.check_type in self.CHECKED and self.check_interval and self.check_timeout \
+                and self.check_timeout >= self.check_interval:
+            errors["check_timeout"] = ["The timeout must be shorter than the check interval."]
+        if self.check_type == self.CheckType.EXTERNAL and not self.check_script_id:
+            errors["check_script"] = ["Choose the external script to run (add one under "
+                                      "Health Check Scripts)."]
         if self.fallback_ip and self.fallback_ip == self.vip:
             errors["fallback_ip"] = ["The fallback server cannot be the virtual service's "
                                      "own address."]

@@ -9,7 +9,7 @@ from django.db import transaction
 from appliance.celery import send_on_commit
 from appliance.services import record_audit
 
-from .models import ConfigGeneration, RealServer
+from .models import ConfigGeneration, RealServer, VirtualService
 from .tasks import apply_dataplane
 
 
@@ -20,10 +20,25 @@ def _changed(user, action):
     return generation
 
 
+CHECK_FIELDS = ("check_type", "check_script_id", "check_port", "check_request", "check_host",
+                "check_expect", "failure_count")
+
+
+def _forget_health_on_commit(server_ids):
+    """Servers whose checks changed start afresh (up, nothing counted) once this commits."""
+    from healthchecks import state
+
+    transaction.on_commit(lambda: state.forget(server_ids), robust=True)
+
+
 @transaction.atomic
 def do_save_service(service, user):
     """Create or update a virtual service that has passed full_clean()."""
     created = service.pk is None
+    if not created:
+        before = VirtualService.objects.filter(pk=service.pk).values(*CHECK_FIELDS).first()
+        if before and any(before[f] != getattr(service, f) for f in CHECK_FIELDS):
+            _forget_health_on_commit(list(service.real_servers.values_list("id", flat=True)))
     service.save()
     verb = "added" if created else "modified"
     _changed(user, f"{verb} virtual service {service.label} ({service.vip}:{service.ports})")
@@ -40,6 +55,8 @@ def do_delete_service(service, user):
 @transaction.atomic
 def do_save_real_server(server, user):
     created = server.pk is None
+    if not created:
+        _forget_health_on_commit([server.pk])
     server.save()
     verb = "added" if created else "modified"
     generation = _changed(

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 import redis
 
 from appliance.runtime import redis_client
+from healthchecks import state as health_state
 
 from . import runtime
 from .dataplane.desired import fallback_mark
@@ -28,6 +29,8 @@ class ServerRow:
     words: str
     weight: str
     pending: bool
+    health: str = ""  # "up", "failing 2 of 10", "down", "no checks", "not checked yet"
+    checked_at: float = 0.0
 
 
 @dataclass
@@ -39,7 +42,21 @@ class ServiceRow:
     servers: list = field(default_factory=list)
 
 
-def server_row(server, conns, overloaded, checks_off, apply_status):
+def health_words(service, health):
+    if service.check_type not in VirtualService.CHECKED:
+        return "no checks"
+    if health is None:
+        return "unknown (Redis is down)"
+    if health.state == "down":
+        return "down"
+    if not health.checked_at:
+        return "not checked yet"
+    if health.fails:
+        return f"failing {health.fails} of {service.failure_count}"
+    return "up"
+
+
+def server_row(server, conns, overloaded, checks_off, apply_status, health=None):
     # Unknown when Redis is down: then the page says so once, rather than every row guessing.
     pending = apply_status is not None and \
         apply_status.state_for(server.changed_generation) == "applying"
@@ -49,6 +66,9 @@ def server_row(server, conns, overloaded, checks_off, apply_status):
         css, words = "drain", WORDS["drain"]
     elif checks_off:
         css, words = "down", "Down (checks: always off)"
+    elif health is not None and health.state == "down" and \
+            server.service.check_type in VirtualService.CHECKED:
+        css, words = "down", "Down (health check failed)"
     elif server.id in overloaded:
         css, words = "full", f"Full ({server.max_connections} connections)"
     else:
@@ -56,12 +76,14 @@ def server_row(server, conns, overloaded, checks_off, apply_status):
     weight = server.state if server.state != RealServer.State.ONLINE else str(server.weight)
     if pending:
         css, words = "pending", f"{words}: applying…"
-    return ServerRow(server, conns.get(server.id, 0), css, words, weight, pending)
+    return ServerRow(server, conns.get(server.id, 0), css, words, weight, pending,
+                     health_words(server.service, health),
+                     health.checked_at if health else 0.0)
 
 
-def service_row(service, conns, overloaded, apply_status):
+def service_row(service, conns, overloaded, apply_status, healths):
     checks_off = service.check_type == VirtualService.CheckType.ALWAYS_OFF
-    rows = [server_row(s, conns, overloaded, checks_off, apply_status)
+    rows = [server_row(s, conns, overloaded, checks_off, apply_status, healths.get(s.id))
             for s in service.real_servers.all()]
     total = sum(r.conns for r in rows)
     if service.fallback_ip:
@@ -91,16 +113,18 @@ class Layer4Status:
 
 def layer4_status():
     generation = ConfigGeneration.current()
+    services = list(VirtualService.objects.prefetch_related("real_servers"))
     try:
         client = redis_client()
         apply_status = runtime.read_status(client)
         conns = runtime.read_connections(client)
         overloaded = runtime.read_overloaded(client)
+        healths = health_state.load_many(
+            [rs.id for s in services for rs in s.real_servers.all()], client)
     except (redis.RedisError, OSError) as error:
-        apply_status, conns, overloaded = None, {}, frozenset()
+        apply_status, conns, overloaded, healths = None, {}, frozenset(), {}
         redis_error = str(error) or type(error).__name__
     else:
         redis_error = ""
-    services = VirtualService.objects.prefetch_related("real_servers")
-    rows = [service_row(s, conns, overloaded, apply_status) for s in services]
+    rows = [service_row(s, conns, overloaded, apply_status, healths) for s in services]
     return Layer4Status(rows, apply_status, generation, redis_error)

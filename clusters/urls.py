@@ -1,6 +1,7 @@
 from django.urls import path
 
 from appliance.navigation import not_built_urls
+from healthchecks.urls import script_patterns
 
 from . import views
 
@@ -10,6 +11,7 @@ overview_patterns = [
     path("overview/layer4/", views.layer4_table, name="layer4"),
     path("overview/apply-status/", views.apply_banner, name="apply-status"),
     path("overview/real-server/<int:pk>/state/", views.set_state, name="set-state"),
+    path("overview/real-server/<int:pk>/health/", views.health_details, name="health"),
 ]
 
 cluster_patterns = [
@@ -23,4 +25,5 @@ cluster_patterns = [
          name="real-server-add"),
     path("real-servers/<int:pk>/", views.real_server_edit, name="real-server-edit"),
     path("real-servers/<int:pk>/delete/", views.real_server_delete, name="real-server-delete"),
-] + not_built_urls("cluster", built=("virtual-services", "real-servers"))
+] + script_patterns + not_built_urls(
+    "cluster", built=("virtual-services", "real-servers", "health-check-scripts"))

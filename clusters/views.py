@@ -1,3 +1,4 @@
+import redis
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -38,6 +39,21 @@ def set_state(request, pk):
     if request.htmx:
         return layer4_table(request)
     return redirect("overview:index")
+
+
+def health_details(request, pk):
+    """The last check of one real server: result per port and the script's output."""
+    from healthchecks import state as health_state
+
+    server = get_object_or_404(RealServer.objects.select_related("service"), pk=pk)
+    try:
+        health, error = health_state.load(server.pk), ""
+    except (redis.RedisError, OSError) as problem:
+        health, error = None, f"Redis is down ({problem}): the last results cannot be read."
+    return render(request, "clusters/health_details.html", {
+        "page_title": "System Overview", "server": server, "health": health, "error": error,
+        "words": status.health_words(server.service, health) if health else "",
+    })
 
 
 def service_status(request):

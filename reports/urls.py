@@ -1,6 +1,7 @@
 from django.urls import path
 
 from appliance.navigation import not_built_urls
+from healthchecks.urls import log_patterns
 
 from . import views
 
@@ -11,5 +12,6 @@ view_patterns = [
 reports_patterns = not_built_urls("reports")
 logs_patterns = [
     path("user/", views.user_log, name="user"),
-] + not_built_urls("logs", built=("user",))
+    *log_patterns,
+] + not_built_urls("logs", built=("user", "health-checks"))
 support_patterns = not_built_urls("support")

@@ -13,6 +13,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from appliance import netlink
 
+from healthchecks import state as health
+
 from .. import runtime
 from ..models import ConfigGeneration
 from . import conntrack, desired, nft
@@ -27,7 +29,8 @@ def desired_ruleset():
     """Read the configuration and runtime state in one consistent snapshot; render it."""
     with transaction.atomic():
         generation = ConfigGeneration.current()
-        state = desired.from_database(runtime.read_overloaded(), runtime.read_connections())
+        state = desired.from_database(runtime.read_overloaded(), runtime.read_connections(),
+                                      health.down_servers())
     return generation, render(state)
 
 

@@ -57,9 +57,10 @@ def fallback_mark(service_id, masq):
     return FALLBACK_BIT | service_id | (MASQ_BIT if masq else 0)
 
 
-def from_database(overloaded=frozenset(), connections=None):
+def from_database(overloaded=frozenset(), connections=None, down=frozenset()):
     """Read the configuration (two flat queries: this runs on every apply, and the ORM's
-    prefetch cost 60 ms at 1,000 services). `overloaded`: marks past their maximum."""
+    prefetch cost 60 ms at 1,000 services). Runtime state: `overloaded`, marks past their
+    maximum; `down`, real servers their health checks took out."""
     from ..models import RealServer, VirtualService
     from ..validators import parse_ports_cached
 
@@ -71,18 +72,22 @@ def from_database(overloaded=frozenset(), connections=None):
             (rs_id, ip, port, weight, state, maximum))
     services = []
     for (sid, vip, ports, protocol, scheduler, persistent, timeout, check_type, fallback_ip,
-         fallback_port, masq) in VirtualService.objects.order_by("id").values_list(
+         fallback_port, masq, on_failure) in VirtualService.objects.order_by("id").values_list(
             "id", "vip", "ports", "protocol", "scheduler", "persistent", "persistence_timeout",
-            "check_type", "fallback_ip", "fallback_port", "fallback_masq"):
+            "check_type", "fallback_ip", "fallback_port", "fallback_masq", "on_failure"):
         checks_off = check_type == VirtualService.CheckType.ALWAYS_OFF
+        checked = check_type in VirtualService.CHECKED
         servers = []
         for rs_id, ip, port, weight, state, maximum in servers_by_service.get(sid, ()):
-            usable = not checks_off and rs_id not in overloaded
+            failed = checked and rs_id in down
+            usable = not checks_off and not failed and rs_id not in overloaded
             servers.append(Server(
                 mark=rs_id, ip=ip, port=port, weight=weight,
                 available=usable and state == RealServer.State.ONLINE,
                 sticky=usable and state in (RealServer.State.ONLINE, RealServer.State.DRAIN),
-                cut=state == RealServer.State.HALT, max_connections=maximum,
+                cut=state == RealServer.State.HALT or (
+                    failed and on_failure == VirtualService.OnFailure.CUT),
+                max_connections=maximum,
             ))
         fallback = None
         if fallback_ip:

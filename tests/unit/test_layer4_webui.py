@@ -16,7 +16,8 @@ GOOD_SERVICE = {
     "label": "VNA", "vip": "198.51.100.100", "ports": "12000,12100,12200,12300,12301,12950,12800",
     "protocol": "tcp", "forwarding": "nat", "scheduler": "wrr", "persistence_timeout": "300",
     "check_type": "on", "fallback_ip": "192.0.2.120", "fallback_port": "0",
-    "fallback_masq": "on",
+    "fallback_masq": "on", "check_request": "/", "check_interval": "30", "check_timeout": "5",
+    "failure_count": "10", "on_failure": "keep",
 }
 GOOD_SERVER = {"label": "PrimaryCluster", "ip": "192.0.2.110", "port": "", "weight": "100",
                "min_connections": "0", "max_connections": "0"}

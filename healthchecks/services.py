@@ -1,0 +1,23 @@
+"""Actions on health-check scripts."""
+
+from django.db import transaction
+
+from appliance.services import record_audit
+from clusters.models import ConfigGeneration
+
+
+@transaction.atomic
+def do_save_script(script, user):
+    created = script.pk is None
+    script.save()
+    record_audit(user, f"{'added' if created else 'modified'} health check {script.name}")
+    return script
+
+
+@transaction.atomic
+def do_delete_script(script, user):
+    """Refused (ProtectedError) while a virtual service uses the script."""
+    name = script.name
+    script.delete()
+    record_audit(user, f"deleted health check {name}")
+    ConfigGeneration.bump()
