@@ -5,6 +5,7 @@ the appliance's, where the real servers are reachable.
 """
 
 import asyncio
+import contextlib
 import ssl
 import subprocess
 from dataclasses import dataclass, field
@@ -72,10 +73,8 @@ async def _connect_one(ip, port):
     except OSError as error:
         return error.strerror or type(error).__name__
     writer.close()
-    try:
+    with contextlib.suppress(OSError):
         await writer.wait_closed()
-    except OSError:
-        pass
     return "ok"
 
 

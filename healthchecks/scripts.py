@@ -8,6 +8,7 @@ in-memory file (memfd): nothing is written to disk, and `nobody` needs no access
 directory.
 """
 
+import contextlib
 import os
 import selectors
 import signal
@@ -83,10 +84,8 @@ def _read_capped(process, timeout):
 
 
 def _kill_group(process):
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait()
     if process.stdout and not process.stdout.closed:
         process.stdout.close()

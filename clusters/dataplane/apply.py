@@ -12,7 +12,6 @@ from django.db import transaction
 from pyroute2.netlink.exceptions import NetlinkError
 
 from appliance import netlink
-
 from healthchecks import state as health
 
 from .. import runtime
