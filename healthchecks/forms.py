@@ -16,3 +16,7 @@ class HealthCheckScriptForm(forms.ModelForm):
                       "with a #! line.",
         }
         error_messages = {"script": {"required": "The script is empty."}}
+
+    def clean_script(self):
+        # Browsers send textareas with CRLF line ends; "#!/bin/bash\r" names no interpreter.
+        return self.cleaned_data["script"].replace("\r\n", "\n").replace("\r", "\n")

@@ -40,8 +40,10 @@ def run_script(text, arguments, timeout):
                 start_new_session=True, cwd="/", env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
                 **(RUN_AS if os.geteuid() == 0 else {}))
         except OSError as error:
-            reason = ("not executable: the script must start with a #! line, e.g. #!/bin/bash"
-                      if error.errno == 8 else error.strerror)
+            reasons = {8: "not executable: the script must start with a #! line, "
+                          "e.g. #!/bin/bash",
+                       2: "the interpreter named on its #! line does not exist"}
+            reason = reasons.get(error.errno, error.strerror)
             return ScriptResult(False, None, "", f"the script could not start: {reason}")
     finally:
         os.close(fd)
