@@ -1,13 +1,15 @@
 """The check engine on Celery.
 
-Beat sends `dispatch` every second. It takes the checks that are due from a Redis sorted set
-(score = when due) and sends each as its own `run_check` task to the checks worker, which runs
+Beat sends `dispatch` every second. It takes the checks due within the next LOOKAHEAD seconds
+from a Redis sorted set (score = when due) and sends each as its own `run_check` task with its
+due time as the ETA, so it starts on time rather than at the next tick; the checks worker runs
 them in a thread pool: a slow check holds one thread, never the others. The next due time is
 the previous one plus the interval — not "now plus the interval" — so checks keep their
 schedule without drifting; a check missed while the worker was down is run once, then the
 schedule continues on its phase. The set lives in Redis, so a restarted worker resumes.
 """
 
+import datetime
 import json
 import logging
 import time
@@ -28,6 +30,7 @@ LOCK = "lbadmin:checks:dispatch-lock"
 LATENESS = "lbadmin:checks:lateness"
 LAST_TRANSITION = "lbadmin:health:last-transition"
 PHASE = 0.6180339887  # spreads first checks over the interval instead of all at once
+LOOKAHEAD = 1.5  # seconds: beat's 1 s tick plus slack
 
 
 def checked_servers():
@@ -56,10 +59,13 @@ def dispatch():
             pipe.zadd(DUE, {server_id: first})
         sent = 0
         for server_id, due in scheduled.items():
-            if server_id not in wanted or due > now:
+            if server_id not in wanted or due > now + LOOKAHEAD:
                 continue
             interval = wanted[server_id]
-            run_check.apply_async((server_id, due), expires=interval)
+            eta = datetime.datetime.fromtimestamp(due, datetime.UTC) if due > now else None
+            run_check.apply_async((server_id, due), eta=eta,
+                                  expires=datetime.datetime.fromtimestamp(due + interval,
+                                                                          datetime.UTC))
             following = due + interval
             while following <= now:  # missed while nothing dispatched: keep the phase
                 following += interval
