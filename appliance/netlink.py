@@ -9,8 +9,6 @@ import ipaddress
 
 from pyroute2 import IPRoute
 
-FAMILY_NAMES = {2: "IPv4", 10: "IPv6"}
-
 
 def list_interfaces():
     """Every interface with its link state, MAC, MTU and addresses in CIDR form."""

@@ -11,14 +11,7 @@ from . import runtime
 from .dataplane.desired import fallback_mark
 from .models import ConfigGeneration, RealServer, VirtualService
 
-WORDS = {
-    "up": "Online",
-    "drain": "Online (drain)",
-    "halt": "Online (halt)",
-    "full": "Full",
-    "down": "Down",
-    "pending": "Applying…",
-}
+WORDS = {"up": "Online", "drain": "Online (drain)", "halt": "Online (halt)"}
 
 
 @dataclass

@@ -38,12 +38,6 @@ class Target:
     expect: str = ""
 
 
-def check_ports(target):
-    """The ports a connect check tries: the Check Port, the real server's own port, or every
-    port of the service (the first of each range)."""
-    return target.ports
-
-
 def run(target):
     if target.check_type == "external":
         outcome = scripts.run_script(target.script, [

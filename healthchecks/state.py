@@ -6,7 +6,6 @@ the data plane.
 """
 
 import json
-import time
 from dataclasses import asdict, dataclass, field
 
 from appliance.runtime import redis_client
@@ -92,7 +91,3 @@ def forget(server_ids):
     pipe.delete(*[key(i) for i in ids])
     pipe.srem(DOWN_SET, *ids)
     pipe.execute()
-
-
-def now():
-    return time.time()

@@ -13,7 +13,6 @@ NONE_MARK = 0  # no server and no fallback: no DNAT, the VIP's own stack refuses
 SERVICE_KEY_BIT = 0x20000000  # a service's key in the mark while its server is being picked
 FALLBACK_BIT = 0x40000000
 MASQ_BIT = 0x80000000
-MAX_ID = 0x1FFFFFFF  # real server and service ids stay below the bits
 
 
 @dataclass(frozen=True)
