@@ -23,6 +23,10 @@ app.conf.update(
     task_default_queue="maintenance",
     task_routes={
         "appliance.tasks.describe_network_namespace": {"queue": "dataplane"},
+        "appliance.tasks.apply_network": {"queue": "dataplane"},
+        "appliance.tasks.apply_network_from_database": {"queue": "dataplane"},
+        "appliance.tasks.write_resolver_files": {"queue": "dataplane"},
+        "appliance.tasks.roll_back_unconfirmed": {"queue": "dataplane"},
         "appliance.tasks.beat_heartbeat": {"queue": "maintenance"},
         "clusters.tasks.sample_connections": {"queue": "checks"},
         "clusters.tasks.*": {"queue": "dataplane"},

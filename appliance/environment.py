@@ -56,6 +56,10 @@ def data_dir():
     return path
 
 
+def data_dir_path(name, default):
+    return Path(text(name, str(default)))
+
+
 def redis_socket():
     """Redis listens on a unix socket: a path reaches every network namespace, 127.0.0.1 not."""
     return Path(text("LBADMIN_REDIS_SOCKET", str(data_dir() / "redis.sock")))

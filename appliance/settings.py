@@ -143,6 +143,11 @@ CELERY_BROKER_URL = f"redis+socket://{REDIS_SOCKET}"
 CELERY_RESULT_BACKEND = f"redis+socket://{REDIS_SOCKET}"
 REDIS_URL = f"unix://{REDIS_SOCKET}"
 
+# Hostname and resolv.conf are written here: /etc on an appliance; by default the data
+# directory, so the demo and tests never write over the host's files.
+ETC_DIR = env.data_dir_path("LBADMIN_ETC_DIR", DATA_DIR / "etc")
+# Seconds a change that removed the browser's address waits for confirmation.
+NETWORK_CONFIRM_SECONDS = env.integer("LBADMIN_NETWORK_CONFIRM_SECONDS", 60, 5, 3600)
 LOG_DIR = DATA_DIR / "logs"
 UPLOAD_DIR = DATA_DIR / "uploads"
 LOG_DIR.mkdir(exist_ok=True)

@@ -8,9 +8,17 @@ from clusters.urls import cluster_patterns, overview_patterns
 from maintenance.urls import maintenance_patterns
 from reports.urls import logs_patterns, reports_patterns, support_patterns, view_patterns
 
-from . import views
+from . import views, views_network
 
-local_patterns = not_built_urls("local")
+local_patterns = [
+    path("interfaces/", views_network.interfaces, name="interfaces"),
+    path("interfaces/vlan/remove/", views_network.remove_vlan, name="vlan-remove"),
+    path("interfaces/confirm/<str:token>/", views_network.confirm, name="network-confirm"),
+    path("interfaces/pending/<str:token>/", views_network.confirm_wait,
+         name="network-confirm-wait"),
+    path("routing/", views_network.routing, name="routing"),
+    path("hostname-dns/", views_network.hostname_dns, name="hostname-dns"),
+] + not_built_urls("local", built=("interfaces", "routing", "hostname-dns"))
 
 lbadmin_patterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

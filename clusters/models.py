@@ -211,3 +211,19 @@ class ConfigGeneration(models.Model):
     def current(cls):
         row = cls.objects.filter(pk=1).first()
         return row.number if row else 0
+
+
+class FloatingIP(models.Model):
+    """An address brought up on the interface whose subnet holds it, apart from the
+    interface's own addresses (the HA pair will move these between appliances). In NAT mode
+    the real servers use one as their default gateway."""
+
+    address = models.CharField(max_length=15, unique=True, validators=[validate_ipv4_host],
+                               error_messages={"unique": "This floating IP is already added."})
+
+    class Meta:
+        ordering = ["address"]
+        verbose_name = "floating IP"
+
+    def __str__(self):
+        return self.address

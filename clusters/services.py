@@ -9,7 +9,7 @@ from django.db import transaction
 from appliance.celery import send_on_commit
 from appliance.services import record_audit
 
-from .models import ConfigGeneration, RealServer, VirtualService
+from .models import ConfigGeneration, FloatingIP, RealServer, VirtualService
 from .tasks import apply_dataplane
 
 
@@ -82,3 +82,17 @@ def do_set_state(server, state, user):
     RealServer.objects.filter(pk=server.pk).update(state=state, changed_generation=generation)
     server.state, server.changed_generation = state, generation
     return generation
+
+
+@transaction.atomic
+def do_add_floating_ip(address, user):
+    floating = FloatingIP.objects.create(address=address)
+    _changed(user, f"added floating IP {address}")
+    return floating
+
+
+@transaction.atomic
+def do_remove_floating_ip(floating, user):
+    address = floating.address
+    floating.delete()
+    _changed(user, f"removed floating IP {address}")

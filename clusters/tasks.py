@@ -22,8 +22,12 @@ def compare_live_ruleset():
 def reconcile_at_start(sender, **kwargs):
     """The dataplane worker rebuilds lbadmin's table when it starts: a reboot or a crash
     leaves the kernel with whatever it had, the database says what it should have."""
+    from appliance.tasks import apply_network_from_database
+
     queues = {queue.name for queue in sender.task_consumer.queues}
     if "dataplane" in queues:
+        # Addresses first: the VIPs and floating IPs are placed in their subnets.
+        apply_network_from_database.apply_async(queue="dataplane")
         apply_dataplane.apply_async(kwargs={"full": True}, queue="dataplane")
 
 

@@ -25,5 +25,8 @@ cluster_patterns = [
          name="real-server-add"),
     path("real-servers/<int:pk>/", views.real_server_edit, name="real-server-edit"),
     path("real-servers/<int:pk>/delete/", views.real_server_delete, name="real-server-delete"),
+    path("floating-ips/", views.floating_ips, name="floating-ips"),
+    path("floating-ips/<int:pk>/remove/", views.floating_ip_remove, name="floating-ip-remove"),
 ] + script_patterns + not_built_urls(
-    "cluster", built=("virtual-services", "real-servers", "health-check-scripts"))
+    "cluster", built=("virtual-services", "real-servers", "health-check-scripts",
+                      "floating-ips"))

@@ -7,7 +7,7 @@ from appliance import runtime
 
 from . import services, status
 from .forms import UNAVAILABLE_FORWARDING, RealServerForm, StateForm, VirtualServiceForm
-from .models import RealServer, VirtualService
+from .models import FloatingIP, RealServer, VirtualService
 
 STATUS_TIMEOUT = 1.0  # seconds a worker has to answer the overview's ping
 HTMX_STOP_POLLING = 286
@@ -159,3 +159,33 @@ def real_server_delete(request, pk):
     })
 
 
+
+
+# Cluster Configuration > Floating IP's
+
+def floating_ips(request):
+    from appliance.forms import FloatingIPForm, connected_networks
+    from appliance.models import NetworkConfiguration
+    from appliance.views_network import live_interfaces
+
+    listing, error = live_interfaces()
+    form = FloatingIPForm(request.POST or None, networks=connected_networks(
+        listing or [], NetworkConfiguration.load().interfaces))
+    if request.method == "POST" and listing is not None and form.is_valid():
+        services.do_add_floating_ip(form.cleaned_data["address"], request.user)
+        messages.success(request, f"Floating IP {form.cleaned_data['address']} added.")
+        return redirect("cluster:floating-ips")
+    placed = {a["cidr"].split("/")[0]: i["name"] for i in listing or []
+              for a in i["marked"] if a["role"] == "floating"}
+    return render(request, "clusters/floating_ips.html", {
+        "page_title": "Floating IP's", "form": form, "error": error, "placed": placed,
+        "floating_ips": FloatingIP.objects.all(), "layer4": status.layer4_status(),
+    })
+
+
+@require_POST
+def floating_ip_remove(request, pk):
+    floating = get_object_or_404(FloatingIP, pk=pk)
+    services.do_remove_floating_ip(floating, request.user)
+    messages.success(request, f"Floating IP {floating.address} removed.")
+    return redirect("cluster:floating-ips")

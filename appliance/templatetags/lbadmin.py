@@ -12,3 +12,8 @@ def seconds_ago(epoch):
     if seconds < 120:
         return f"{seconds} s ago"
     return f"{seconds // 60} min ago"
+
+
+@register.filter
+def get_item(mapping, key):
+    return mapping.get(key, "")

@@ -46,8 +46,10 @@ def apply_dataplane(full=False):
     try:
         # VIP addresses go before the rules that answer for them; they are read back from the
         # kernel only when the set of VIPs changes (or one could not be placed yet).
-        if full or rules.vips != _live.vips or _unplaced:
-            _unplaced = netlink.ensure_vips(rules.vips)
+        if full or rules.vips != _live.vips or rules.floating_ips != _live.floating_ips \
+                or _unplaced:
+            _unplaced = netlink.place_addresses(rules.floating_ips, netlink.FLOATING_PROTO) \
+                + netlink.ensure_vips(rules.vips)
         if script:
             nft.apply(script)
     except (nft.NftError, NetlinkError, OSError) as error:
@@ -61,8 +63,8 @@ def apply_dataplane(full=False):
         conntrack.delete_by_mark(mark)
     elapsed = (time.perf_counter() - started) * 1000
     mode = "full" if full else "difference"
-    warnings = [f"No interface has a subnet holding the VIP {vip}: add an address in that "
-                f"subnet under Network Interface Configuration." for vip in _unplaced]
+    warnings = [f"No interface has a subnet holding {address}: add an address in that "
+                f"subnet under Network Interface Configuration." for address in _unplaced]
     runtime.record_applied(generation, mode, elapsed, warnings)
     log.info("generation %s applied (%s, %.1f ms, %d statements, cut %s)", generation, mode,
              elapsed, script.count("\n"), cut)

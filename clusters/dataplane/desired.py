@@ -50,6 +50,7 @@ class Service:
 class Desired:
     services: tuple
     connections: dict = field(default_factory=dict)  # mark -> open connections (for wlc)
+    floating_ips: frozenset = frozenset()
 
 
 def fallback_mark(service_id, masq):
@@ -60,7 +61,7 @@ def from_database(overloaded=frozenset(), connections=None, down=frozenset()):
     """Read the configuration (two flat queries: this runs on every apply, and the ORM's
     prefetch cost 60 ms at 1,000 services). Runtime state: `overloaded`, marks past their
     maximum; `down`, real servers their health checks took out."""
-    from ..models import RealServer, VirtualService
+    from ..models import FloatingIP, RealServer, VirtualService
     from ..validators import parse_ports_cached
 
     servers_by_service = {}
@@ -97,4 +98,5 @@ def from_database(overloaded=frozenset(), connections=None, down=frozenset()):
             persistence_timeout=timeout if persistent else None,
             servers=tuple(servers), fallback=fallback,
         ))
-    return Desired(tuple(services), dict(connections or {}))
+    floating = frozenset(FloatingIP.objects.values_list("address", flat=True))
+    return Desired(tuple(services), dict(connections or {}), floating)

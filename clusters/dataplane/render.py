@@ -66,6 +66,7 @@ class Ruleset:
     elements: dict = field(default_factory=dict)  # map/set name -> {key: value or None}
     cut_marks: frozenset = frozenset()  # halted pairs: their open connections are cut
     vips: frozenset = frozenset()
+    floating_ips: frozenset = frozenset()
 
 
 def mark(value):
@@ -135,6 +136,7 @@ def render(desired):
     rules.elements = maps
     rules.cut_marks = frozenset(cut)
     rules.vips = frozenset(vips)
+    rules.floating_ips = desired.floating_ips
     return rules
 
 

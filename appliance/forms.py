@@ -1,0 +1,224 @@
+"""Local Configuration forms. The live interface listing (read by the dataplane worker in the
+appliance's namespace) is passed in, so every rule is checked against what the kernel has."""
+
+import ipaddress
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+VLAN_PARENT_KINDS = ("", "veth", "bond", "bridge")  # physical NICs have no kind
+
+
+def parse_host_cidr(text, what="address"):
+    """'198.51.100.1/24' -> IPv4Interface; refuses a bare address, a network address or a
+    broadcast address used as a host address."""
+    text = text.strip()
+    if "/" not in text:
+        raise ValidationError(f"“{text}”: give the {what} in CIDR form, e.g. 198.51.100.1/24.")
+    try:
+        interface = ipaddress.ip_interface(text)
+    except ValueError:
+        raise ValidationError(f"“{text}” is not an address in CIDR form.") from None
+    network = interface.network
+    if interface.version == 4 and network.prefixlen < 31:
+        if interface.ip == network.network_address:
+            raise ValidationError(f"{interface.ip} is the network address of {network}, "
+                                  "not a host address.")
+        if interface.ip == network.broadcast_address:
+            raise ValidationError(f"{interface.ip} is the broadcast address of {network}, "
+                                  "not a host address.")
+    if interface.ip.is_multicast or interface.ip.is_unspecified or interface.ip.is_loopback:
+        raise ValidationError(f"{interface.ip} cannot be a host address.")
+    return interface
+
+
+def split_list(text):
+    return [item for item in text.replace(",", "\n").split() if item]
+
+
+def vips_and_floating():
+    from clusters.models import FloatingIP, VirtualService
+
+    taken = {vip: f"the VIP of virtual service “{label}”"
+             for vip, label in VirtualService.objects.values_list("vip", "label")}
+    taken.update({a: "a floating IP" for a in FloatingIP.objects.values_list("address",
+                                                                              flat=True)})
+    return taken
+
+
+class InterfacesForm(forms.Form):
+    """IP Address Assignment: addresses (CIDR, several) and MTU of every interface."""
+
+    def __init__(self, *args, interfaces, configured, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.interface_names = [i["name"] for i in interfaces if i["name"] != "lo"]
+        own = {i["name"]: [a["cidr"] for a in i["marked"] if not a["role"]
+                           and not (":" in a["cidr"] and a["cidr"].lower().startswith("fe80"))]
+               for i in interfaces}
+        mtus = {i["name"]: i["mtu"] for i in interfaces}
+        for name in self.interface_names:
+            current = configured.get(name, {}).get("addresses", own.get(name, []))
+            self.fields[f"addresses_{name}"] = forms.CharField(
+                label=name, required=False, initial="\n".join(current),
+                widget=forms.Textarea(attrs={"rows": 2, "cols": 36}),
+                help_text="One address per line, CIDR form (IPv4 or IPv6).")
+            self.fields[f"mtu_{name}"] = forms.IntegerField(
+                label=f"{name} MTU bytes", min_value=68, max_value=9216,
+                initial=configured.get(name, {}).get("mtu") or mtus.get(name),
+                error_messages={"min_value": "The MTU must be between 68 and 9216.",
+                                "max_value": "The MTU must be between 68 and 9216.",
+                                "invalid": "Enter the MTU as a whole number."})
+
+    def rows(self):
+        return [(name, self[f"addresses_{name}"], self[f"mtu_{name}"])
+                for name in self.interface_names]
+
+    def clean(self):
+        cleaned = super().clean()
+        taken = vips_and_floating()
+        seen = {}
+        for name in self.interface_names:
+            field = f"addresses_{name}"
+            if field not in cleaned:
+                continue
+            parsed = []
+            for item in split_list(cleaned[field]):
+                try:
+                    interface = parse_host_cidr(item)
+                except ValidationError as error:
+                    self.add_error(field, error)
+                    continue
+                address = str(interface.ip)
+                if address in taken:
+                    self.add_error(field, f"{address} is already {taken[address]}.")
+                elif address in seen:
+                    self.add_error(field, f"{address} is already on {seen[address]}.")
+                else:
+                    seen[address] = name
+                    parsed.append(str(interface))
+            cleaned[field] = parsed
+        return cleaned
+
+    def configuration(self):
+        return {name: {"addresses": self.cleaned_data[f"addresses_{name}"],
+                       "mtu": self.cleaned_data[f"mtu_{name}"]}
+                for name in self.interface_names}
+
+
+class VlanForm(forms.Form):
+    parent = forms.ChoiceField(label="Adapter")
+    vlan_id = forms.IntegerField(label="VLAN ID", min_value=1, max_value=4094, error_messages={
+        "min_value": "A VLAN ID is 1 to 4094.", "max_value": "A VLAN ID is 1 to 4094.",
+        "invalid": "Enter the VLAN ID as a whole number."})
+
+    def __init__(self, *args, interfaces, vlans, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.vlans = {tuple(v) for v in vlans}
+        self.fields["parent"].choices = [
+            (i["name"], i["name"]) for i in interfaces
+            if i["name"] != "lo" and i["kind"] in VLAN_PARENT_KINDS]
+
+    def clean(self):
+        cleaned = super().clean()
+        parent, vid = cleaned.get("parent"), cleaned.get("vlan_id")
+        if parent and vid:
+            if (parent, vid) in self.vlans:
+                self.add_error("vlan_id", f"{parent}.{vid} exists already.")
+            elif len(f"{parent}.{vid}") > 15:
+                self.add_error("parent", "The VLAN's name would be longer than 15 characters.")
+        return cleaned
+
+
+def connected_networks(interfaces, configured=None):
+    """Every subnet the appliance is on: live addresses, and those about to be configured."""
+    networks = []
+    for interface in interfaces:
+        for cidr in interface["addresses"]:
+            networks.append(ipaddress.ip_interface(cidr).network)
+    for settings in (configured or {}).values():
+        networks += [ipaddress.ip_interface(c).network for c in settings.get("addresses", [])]
+    return [n for n in networks if not n.is_loopback and not n.is_link_local]
+
+
+class RoutingForm(forms.Form):
+    gateway4 = forms.GenericIPAddressField(label="Default Gateway IPv4", protocol="IPv4",
+                                           required=False)
+    gateway6 = forms.GenericIPAddressField(label="Default Gateway IPv6", protocol="IPv6",
+                                           required=False)
+    routes = forms.CharField(
+        label="Static Routes", required=False, widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="One per line: destination in CIDR form, then the gateway, e.g. "
+                  "10.20.0.0/16 192.0.2.254")
+
+    def __init__(self, *args, networks, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.networks = networks
+
+    def reachable(self, field, gateway):
+        address = ipaddress.ip_address(gateway)
+        if not any(address.version == n.version and address in n for n in self.networks):
+            self.add_error(field, f"{gateway} is not on any connected subnet: the appliance "
+                                  "could not reach it.")
+
+    def clean(self):
+        cleaned = super().clean()
+        for field in ("gateway4", "gateway6"):
+            if cleaned.get(field):
+                self.reachable(field, cleaned[field])
+        routes = []
+        for number, line in enumerate((cleaned.get("routes") or "").splitlines(), 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 2:
+                self.add_error("routes", f"Line {number}: write the destination, then the "
+                                         "gateway.")
+                continue
+            try:
+                destination = ipaddress.ip_network(parts[0], strict=True)
+                gateway = ipaddress.ip_address(parts[1])
+            except ValueError as error:
+                self.add_error("routes", f"Line {number}: {error}.")
+                continue
+            self.reachable("routes", str(gateway))
+            routes.append({"destination": str(destination), "gateway": str(gateway)})
+        cleaned["routes"] = routes
+        return cleaned
+
+
+class HostnameDnsForm(forms.Form):
+    hostname = forms.RegexField(
+        regex=r"^(?=.{1,63}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$",
+        error_messages={"invalid": "A hostname is letters, digits and hyphens (1–63), not "
+                                   "starting or ending with a hyphen."})
+    dns1 = forms.GenericIPAddressField(label="DNS Server 1", required=False)
+    dns2 = forms.GenericIPAddressField(label="DNS Server 2", required=False)
+    dns3 = forms.GenericIPAddressField(label="DNS Server 3", required=False)
+
+
+class FloatingIPForm(forms.Form):
+    address = forms.GenericIPAddressField(label="New Floating IP", protocol="IPv4")
+
+    def __init__(self, *args, networks, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.networks = networks
+
+    def clean_address(self):
+        from clusters.models import FloatingIP
+
+        address = self.cleaned_data["address"]
+        parsed = ipaddress.ip_address(address)
+        if FloatingIP.objects.filter(address=address).exists():
+            raise ValidationError("This floating IP is already added.")
+        taken = vips_and_floating()
+        if address in taken:
+            raise ValidationError(f"{address} is already {taken[address]}.")
+        if not any(parsed.version == n.version and parsed in n for n in self.networks):
+            raise ValidationError(f"{address} is outside every connected subnet: no "
+                                  "interface could bring it up.")
+        for network in self.networks:
+            if parsed in network and parsed in (network.network_address,
+                                                network.broadcast_address):
+                raise ValidationError(f"{address} is the network or broadcast address of "
+                                      f"{network}.")
+        return address

@@ -1,0 +1,142 @@
+"""Local Configuration pages: Network Interface Configuration, Routing, Hostname & DNS."""
+
+from django.contrib import messages
+from django.http.request import split_domain_port
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from . import services
+from .forms import HostnameDnsForm, InterfacesForm, RoutingForm, VlanForm, connected_networks
+from .models import NetworkConfiguration, PendingNetworkChange
+from .tasks import describe_network_namespace, write_resolver_files
+
+
+def live_interfaces():
+    """(interfaces, error): the appliance's interfaces as the dataplane worker reads them."""
+    try:
+        return services.ask_dataplane(describe_network_namespace), ""
+    except services.WorkerUnavailable as problem:
+        return None, f"{problem} The interfaces cannot be read or changed until it answers."
+
+
+def browser_address(request):
+    host, _port = split_domain_port(request.get_host())
+    return host.strip("[]")
+
+
+def _configure(request, form, changes, success_url):
+    """Apply through the worker and return the response to send; on the kernel's refusal or a
+    dead worker, the reason becomes a form error and None is returned."""
+    try:
+        pending = services.do_configure_network(changes, request.user, browser_address(request))
+    except services.NetworkRefused as refused:
+        form.add_error(None, f"The kernel refused the change: {refused}. The previous "
+                             "settings stay.")
+        return None
+    except services.WorkerUnavailable as problem:
+        form.add_error(None, f"{problem} Nothing was changed.")
+        return None
+    if pending:
+        return redirect("local:network-confirm-wait", token=pending.token)
+    messages.success(request, "Applied.")
+    return redirect(success_url)
+
+
+def interfaces(request):
+    listing, error = live_interfaces()
+    stored = NetworkConfiguration.load()
+    context = {"page_title": "Network Interface Configuration", "error": error,
+               "interfaces": listing or [], "vlans": stored.vlans}
+    if listing is None:
+        return render(request, "appliance/interfaces.html", context)
+    form = InterfacesForm(request.POST if "configure" in request.POST else None,
+                          interfaces=listing, configured=stored.interfaces)
+    vlan_form = VlanForm(request.POST if "add_vlan" in request.POST else None,
+                         interfaces=listing, vlans=stored.vlans)
+    if request.method == "POST" and "configure" in request.POST and form.is_valid():
+        response = _configure(request, form, {"interfaces": form.configuration()},
+                              "local:interfaces")
+        if response:
+            return response
+    if request.method == "POST" and "add_vlan" in request.POST and vlan_form.is_valid():
+        vlan = [vlan_form.cleaned_data["parent"], vlan_form.cleaned_data["vlan_id"]]
+        response = _configure(request, vlan_form, {"vlans": [*stored.vlans, vlan]},
+                              "local:interfaces")
+        if response:
+            return response
+    return render(request, "appliance/interfaces.html",
+                  context | {"form": form, "vlan_form": vlan_form})
+
+
+@require_POST
+def remove_vlan(request):
+    stored = NetworkConfiguration.load()
+    name = request.POST.get("vlan", "")
+    vlans = [v for v in stored.vlans if f"{v[0]}.{v[1]}" != name]
+    interfaces = {n: s for n, s in stored.interfaces.items() if n != name}
+    try:
+        services.do_configure_network({"vlans": vlans, "interfaces": interfaces}, request.user)
+    except (services.NetworkRefused, services.WorkerUnavailable) as problem:
+        messages.error(request, f"{name} could not be removed: {problem}")
+    else:
+        messages.success(request, f"VLAN {name} removed.")
+    return redirect("local:interfaces")
+
+
+def confirm_wait(request, token):
+    pending = PendingNetworkChange.objects.filter(token=token).first()
+    return render(request, "appliance/network_confirm_wait.html", {
+        "page_title": "Network Interface Configuration", "pending": pending})
+
+
+def confirm(request, token):
+    pending = PendingNetworkChange.objects.filter(token=token).first()
+    if request.method == "POST" and pending:
+        if services.do_confirm_network_change(token, request.user):
+            messages.success(request, "The network change is confirmed and kept.")
+        else:
+            messages.error(request, "Too late: the change was rolled back.")
+        return redirect("local:interfaces")
+    return render(request, "appliance/network_confirm.html", {
+        "page_title": "Network Interface Configuration", "pending": pending})
+
+
+def routing(request):
+    listing, error = live_interfaces()
+    stored = NetworkConfiguration.load()
+    initial = {"gateway4": stored.gateway4, "gateway6": stored.gateway6,
+               "routes": "\n".join(f"{r['destination']} {r['gateway']}" for r in stored.routes)}
+    form = RoutingForm(request.POST or None, initial=initial,
+                       networks=connected_networks(listing or [], stored.interfaces))
+    if request.method == "POST" and listing is not None and form.is_valid():
+        response = _configure(request, form, {k: form.cleaned_data[k]
+                                              for k in ("gateway4", "gateway6", "routes")},
+                              "local:routing")
+        if response:
+            return response
+    return render(request, "appliance/routing.html", {
+        "page_title": "Routing", "form": form, "error": error})
+
+
+def hostname_dns(request):
+    stored = NetworkConfiguration.load()
+    dns = (stored.dns + ["", "", ""])[:3]
+    form = HostnameDnsForm(request.POST or None, initial={
+        "hostname": stored.hostname, "dns1": dns[0], "dns2": dns[1], "dns3": dns[2]})
+    if request.method == "POST" and form.is_valid():
+        stored.hostname = form.cleaned_data["hostname"]
+        stored.dns = [form.cleaned_data[f] for f in ("dns1", "dns2", "dns3")
+                      if form.cleaned_data[f]]
+        stored.save()
+        services.record_audit(request.user, f"set hostname {stored.hostname} and DNS "
+                                            f"{', '.join(stored.dns) or 'none'}")
+        try:
+            services.ask_dataplane(write_resolver_files, hostname=stored.hostname,
+                                   dns=stored.dns)
+        except services.WorkerUnavailable as problem:
+            messages.error(request, f"Saved, but not written yet: {problem}")
+        else:
+            messages.success(request, "Hostname and DNS saved and written.")
+        return redirect("local:hostname-dns")
+    return render(request, "appliance/hostname_dns.html", {
+        "page_title": "Hostname & DNS", "form": form})
