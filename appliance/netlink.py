@@ -99,13 +99,15 @@ def set_interface(name, addresses, mtu=None):
         ipr.link("set", index=index, state="up")
         wanted = {str(ipaddress.ip_interface(a)) for a in addresses}
         present = set(_own_addresses(ipr, index))
-        for cidr in sorted(wanted - present):
-            interface = ipaddress.ip_interface(cidr)
-            ipr.addr("add", index=index, address=str(interface.ip),
-                     prefixlen=interface.network.prefixlen)
+        # Removals first: deleting a subnet's primary IPv4 address also deletes the secondary
+        # ones in that subnet, which would take a just-added address with it.
         for cidr in sorted(present - wanted):
             interface = ipaddress.ip_interface(cidr)
             ipr.addr("del", index=index, address=str(interface.ip),
+                     prefixlen=interface.network.prefixlen)
+        for cidr in sorted(wanted - set(_own_addresses(ipr, index))):
+            interface = ipaddress.ip_interface(cidr)
+            ipr.addr("add", index=index, address=str(interface.ip),
                      prefixlen=interface.network.prefixlen)
 
 
