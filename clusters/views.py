@@ -22,6 +22,7 @@ def overview(request):
         "memory_total_mib": host.memory_total_kib // 1024,
         "memory_available_mib": host.memory_available_kib // 1024,
         "layer4": status.layer4_status(),
+        "floating_ips": FloatingIP.objects.all(),
     })
 
 

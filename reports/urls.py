@@ -8,7 +8,8 @@ from . import views
 view_patterns = [
     path("layer4/", views.layer4_configuration, name="layer4"),
     path("layer4/rebuild/", views.rebuild_layer4, name="layer4-rebuild"),
-] + not_built_urls("view", built=("layer4",))
+    path("network/", views.network_configuration, name="network"),
+] + not_built_urls("view", built=("layer4", "network"))
 reports_patterns = not_built_urls("reports")
 logs_patterns = [
     path("user/", views.user_log, name="user"),

@@ -43,3 +43,16 @@ def user_log(request):
     return render(request, "reports/user_log.html", {
         "page_title": "User Log", "entries": AuditEntry.objects.all()[:500],
     })
+
+
+def network_configuration(request):
+    """View Configuration > Network Configuration: what is stored, and what the kernel has."""
+    from appliance.models import NetworkConfiguration
+    from appliance.views_network import live_interfaces
+    from clusters.models import FloatingIP
+
+    listing, error = live_interfaces()
+    return render(request, "reports/network.html", {
+        "page_title": "Network Configuration", "stored": NetworkConfiguration.load(),
+        "floating_ips": FloatingIP.objects.all(), "interfaces": listing or [], "error": error,
+    })

@@ -96,3 +96,50 @@ def test_the_interfaces_page_says_when_the_worker_cannot_be_asked(client, settin
     client.force_login(get_user_model().objects.create_user("loadbalancer", password="x" * 12))
     page = client.get(reverse("local:interfaces")).content.decode()
     assert "Redis is down" in page and "cannot be read or changed" in page
+
+
+def test_a_change_removing_the_browsers_address_waits_for_confirmation(monkeypatch, settings,
+                                                                       tmp_path):
+    """The guard's decision; the kernel side (apply, roll back) is in tests/netns."""
+    from django.db import transaction
+
+    from appliance import services
+    from appliance.models import NetworkConfiguration, PendingNetworkChange
+
+    settings.REDIS_URL = f"unix://{tmp_path}/nothing.sock"
+    scheduled = []
+    monkeypatch.setattr(services, "ask_dataplane", lambda task, **kwargs: {"ok": True})
+    monkeypatch.setattr(services, "_reapply_dataplane", lambda: None)
+    monkeypatch.setattr(transaction, "on_commit",
+                        lambda callback, robust=False: scheduled.append(callback))
+    stored = NetworkConfiguration.load()
+    stored.interfaces = {"eth0": {"addresses": ["192.0.2.1/24"]}}
+    stored.save()
+    kept = services.do_configure_network(
+        {"interfaces": {"eth0": {"addresses": ["192.0.2.1/24", "192.0.2.2/24"]}}},
+        "admin", browser_address="192.0.2.1")
+    assert kept is None  # the browser's address stays: nothing to confirm
+    pending = services.do_configure_network(
+        {"interfaces": {"eth0": {"addresses": ["192.0.2.2/24"]}}}, "admin",
+        browser_address="192.0.2.1")
+    assert isinstance(pending, PendingNetworkChange)
+    assert pending.previous["interfaces"]["eth0"]["addresses"] == ["192.0.2.1/24",
+                                                                  "192.0.2.2/24"]
+    assert len(scheduled) == 1  # the roll-back, sent with a countdown on commit
+
+
+def test_hostname_and_dns_are_written_where_the_appliance_keeps_them(tmp_path):
+    from appliance.network import write_resolver_files
+
+    write_resolver_files(tmp_path / "etc", "lb1", ["192.0.2.53", "2001:db8::53"])
+    assert (tmp_path / "etc" / "hostname").read_text() == "lb1\n"
+    assert "nameserver 192.0.2.53\nnameserver 2001:db8::53\n" in \
+        (tmp_path / "etc" / "resolv.conf").read_text()
+
+
+@pytest.mark.parametrize(("hostname", "ok"), [("lb1", True), ("lb-primary", True),
+                                              ("-lb", False), ("lb_1", False), ("", False)])
+def test_hostnames_follow_the_rules(hostname, ok):
+    from appliance.forms import HostnameDnsForm
+
+    assert HostnameDnsForm({"hostname": hostname}).is_valid() is ok
