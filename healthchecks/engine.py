@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from . import scripts
 
+ANSWER_CAP = 64 * 1024  # bytes of an HTTP answer read for Negotiate checks
+
 
 @dataclass
 class CheckResult:
@@ -98,7 +100,9 @@ async def negotiate(target, tls):
     host = target.host or target.vip
     writer.write(f"GET {target.request} HTTP/1.0\r\nHost: {host}\r\n"
                  f"User-Agent: lbadmin-health-check\r\n\r\n".encode())
-    body = await reader.read(64 * 1024)
+    body = b""
+    while len(body) < ANSWER_CAP and (chunk := await reader.read(ANSWER_CAP - len(body))):
+        body += chunk  # HTTP/1.0: the server closes when done; a read returns what has come
     writer.close()
     text = body.decode(errors="replace")
     status_line = text.split("\r\n", 1)[0]

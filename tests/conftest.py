@@ -59,3 +59,14 @@ def appliance_stack():
             yield stack
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+SUITE_ORDER = {"unit": 0, "netns": 1, "browser": 2}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """Unit, then netns, then browser tests. Playwright's sync API keeps an event loop running
+    in the main thread while its browser is open; pyroute2's sync calls made by netns tests
+    in the same process would meet it."""
+    items.sort(key=lambda item: SUITE_ORDER.get(Path(str(item.fspath)).parent.name, 1))
