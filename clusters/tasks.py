@@ -8,7 +8,7 @@ from .dataplane import apply, conntrack
 from .models import ConfigGeneration, RealServer, VirtualService
 
 
-@shared_task
+@shared_task(ignore_result=True)  # nobody waits for it
 def apply_dataplane(full=False):
     return apply.apply_dataplane(full=full)
 
@@ -44,7 +44,7 @@ def overloaded_marks(counts, limits, before):
     return frozenset(overloaded)
 
 
-@shared_task
+@shared_task(ignore_result=True)  # nobody waits for it
 def sample_connections():
     """Every 2 s on the checks worker (in the appliance's namespace): count open connections
     per (service, server) mark; re-apply when a server crosses its limits, or when a

@@ -40,7 +40,7 @@ def checked_servers():
         "id", "service__check_interval"))
 
 
-@shared_task
+@shared_task(ignore_result=True)  # nobody waits for it
 def dispatch():
     client = redis_client()
     if not client.set(LOCK, "1", nx=True, ex=10):
@@ -135,6 +135,6 @@ def record_transition(server, transition, result, health):
     apply_dataplane.delay()
 
 
-@shared_task
+@shared_task(ignore_result=True)  # nobody waits for it
 def run_check(server_id, due=None):
     return check_server(server_id, due)

@@ -179,3 +179,37 @@ def test_by_default_a_failed_server_keeps_its_open_connections(dataplane, lab):
         assert dataplane.apply()["cut"] == []
         assert held.talk("kept").startswith("primary port 12100 echo kept")
         assert served_by(ask(lab, VIP, 12100))[0] == "secondary"
+
+
+@pytest.fixture
+def dicom_server(lab):
+    """A real DICOM Verification SCP (pynetdicom) in the primary namespace, on port 11112."""
+    code = ("from pynetdicom import AE; from pynetdicom.sop_class import Verification; "
+            "ae = AE(ae_title='ANY-SCP'); ae.add_supported_context(Verification); "
+            "ae.start_server(('0.0.0.0', 11112), block=True)")
+    process = subprocess.Popen([*lab.exec_prefix("primary"), sys.executable, "-c", code],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if subprocess.run([*lab.exec_prefix("lb"), "bash", "-c",
+                           f"exec 3<>/dev/tcp/{PRIMARY_ADDRESS}/11112"]).returncode == 0:
+            break
+        subprocess.run(["sleep", "0.1"])
+    yield process
+    process.kill()
+    process.wait()
+
+
+def test_the_dicom_c_echo_template_talks_to_a_real_dicom_server(lab, dicom_server):
+    from healthchecks.scripts import run_script
+
+    script = TEMPLATES["DICOM C-ECHO"]
+    with inside(lab.ns("lb")):
+        good = run_script(script, [VIP, 11112, PRIMARY_ADDRESS, 11112], 5)
+        not_dicom = run_script(script, [VIP, 12000, PRIMARY_ADDRESS, 12000], 5)
+        dicom_server.kill()
+        dicom_server.wait()
+        gone = run_script(script, [VIP, 11112, PRIMARY_ADDRESS, 11112], 5)
+    assert good.ok, good.output
+    assert "C-ECHO to ANY-SCP" in good.output and "success" in good.output
+    assert not not_dicom.ok and "not a DICOM" in not_dicom.output
+    assert not gone.ok and "refused" in gone.output.lower()
