@@ -17,10 +17,18 @@ BEAT_HEARTBEAT_KEY = "lbadmin:beat:heartbeat"
 BEAT_HEARTBEAT_STALE_AFTER = 30  # seconds: three missed 10 s heartbeats
 
 
+_clients = {}
+
+
 def redis_client(timeout=1.0):
-    return redis.Redis.from_url(
-        settings.REDIS_URL, socket_timeout=timeout, socket_connect_timeout=timeout
-    )
+    """A client per (Redis URL, timeout), kept for the process: making one reads package
+    metadata and opens a pool, which cost most of a health check's CPU when done per call."""
+    key = (settings.REDIS_URL, timeout)
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=timeout, socket_connect_timeout=timeout)
+    return client
 
 
 def record_beat_heartbeat(when):
