@@ -1,3 +1,9 @@
+from django.urls import path
+
 from appliance.navigation import not_built_urls
 
-maintenance_patterns = not_built_urls("maintenance")
+from . import views
+
+maintenance_patterns = [
+    path("passwords/", views.passwords, name="passwords"),
+] + not_built_urls("maintenance", built=("passwords",))
