@@ -6,4 +6,5 @@ from . import views
 
 maintenance_patterns = [
     path("passwords/", views.passwords, name="passwords"),
-] + not_built_urls("maintenance", built=("passwords",))
+    path("backup-restore/", views.backup_restore, name="backup-restore"),
+] + not_built_urls("maintenance", built=("passwords", "backup-restore"))

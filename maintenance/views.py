@@ -1,9 +1,14 @@
+from django import forms
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.forms import PasswordChangeForm
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 
 from appliance.services import record_audit
+
+from . import backup
 
 
 def passwords(request):
@@ -18,3 +23,47 @@ def passwords(request):
         return redirect("maintenance:passwords")
     return render(request, "maintenance/passwords.html", {"page_title": "Passwords",
                                                           "form": form})
+
+
+class BackupForm(forms.Form):
+    passphrase = forms.CharField(required=False, widget=forms.PasswordInput,
+                                 help_text="Optional: encrypts the file (scrypt + Fernet).")
+
+
+class RestoreForm(forms.Form):
+    backup = forms.FileField(label="Backup file")
+    passphrase = forms.CharField(required=False, widget=forms.PasswordInput,
+                                 help_text="Only for an encrypted backup.")
+
+
+def backup_restore(request):
+    """Maintenance > Backup & Restore."""
+    backup_form = BackupForm(request.POST if "download" in request.POST else None)
+    restore_form = RestoreForm(request.POST if "restore" in request.POST else None,
+                               request.FILES if "restore" in request.POST else None)
+    if "download" in request.POST and backup_form.is_valid():
+        data = backup.export_xml()
+        passphrase = backup_form.cleaned_data["passphrase"]
+        name = timezone.now().strftime("lbadmin-backup-%Y%m%d-%H%M%S.xml")
+        if passphrase:
+            data, name = backup.encrypt(data, passphrase), name + ".enc"
+        record_audit(request.user, f"downloaded a backup{' (encrypted)' if passphrase else ''}")
+        response = HttpResponse(data, content_type="application/octet-stream")
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+    if "restore" in request.POST and restore_form.is_valid():
+        upload = restore_form.cleaned_data["backup"]
+        try:
+            if upload.size > backup.MAX_BYTES:
+                raise backup.BackupError("The file is larger than 10 MiB.")
+            data = backup.decrypt(upload.read(), restore_form.cleaned_data["passphrase"])
+            backup.restore(backup.parse(data), request.user)
+        except backup.BackupError as refused:
+            restore_form.add_error("backup", f"Not restored: {refused} Nothing was changed.")
+        else:
+            messages.success(request, "Backup restored; the data plane and the network are "
+                                      "being applied.")
+            return redirect("maintenance:backup-restore")
+    return render(request, "maintenance/backup_restore.html", {
+        "page_title": "Backup & Restore", "backup_form": backup_form,
+        "restore_form": restore_form})
