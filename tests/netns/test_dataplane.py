@@ -219,3 +219,19 @@ def test_the_golden_scripts_are_accepted_by_the_kernel(golden):
 
     script = (Path(__file__).parents[1] / "unit" / "golden" / golden).read_text()
     assert "table ip lbadmin" in nft.canonical(script)
+
+
+def test_backup_wipe_restore_brings_back_the_same_live_ruleset(dataplane, lab):
+    from maintenance import backup
+
+    real_server(vna_service(persistent=True))
+    dataplane.apply()
+    before = dataplane.nft("list", "table", "ip", "lbadmin")
+    data = backup.export_xml()
+    services.do_delete_service(VirtualService.objects.get(), USER)
+    dataplane.apply()
+    assert "198.51.100.100" not in dataplane.nft("list", "table", "ip", "lbadmin")
+    backup.restore(backup.parse(data), USER)
+    dataplane.apply()
+    assert dataplane.nft("list", "table", "ip", "lbadmin") == before
+    assert served_by(ask(lab, VIP, 12000)) == ("primary", 12000, CLIENT_ADDRESS)
