@@ -40,6 +40,14 @@ def record_audit(user, action):
     AuditEntry.objects.create(user=getattr(user, "username", str(user)), action=action[:300])
 
 
+def record_change(user, action):
+    """A change of the configuration: the audit line, and a revision once it commits."""
+    from maintenance.revisions import record_revision_on_commit
+
+    record_audit(user, action)
+    record_revision_on_commit(user, action)
+
+
 WORKER_TIMEOUT = 10  # seconds the dataplane worker has to answer the WebUI
 
 
@@ -98,7 +106,7 @@ def do_configure_network(changes, user, browser_address=""):
         for key, value in changes.items():
             setattr(stored, key, value)
         stored.save()
-        record_audit(user, f"configured the network: {', '.join(sorted(changes))}")
+        record_change(user, f"configured the network: {', '.join(sorted(changes))}")
         if browser_address and _removes(previous, config, browser_address):
             pending = PendingNetworkChange.objects.create(
                 token=secrets.token_urlsafe(24), previous=previous,
@@ -156,6 +164,6 @@ def do_roll_back_unconfirmed(token):
         stored.save()
         pending.rolled_back = True
         pending.save()
-        record_audit("lbadmin", "rolled back a network change nobody confirmed in time")
+        record_change("lbadmin", "rolled back a network change nobody confirmed in time")
     _reapply_dataplane()
     return "rolled back"

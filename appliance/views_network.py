@@ -128,7 +128,7 @@ def hostname_dns(request):
         stored.dns = [form.cleaned_data[f] for f in ("dns1", "dns2", "dns3")
                       if form.cleaned_data[f]]
         stored.save()
-        services.record_audit(request.user, f"set hostname {stored.hostname} and DNS "
+        services.record_change(request.user, f"set hostname {stored.hostname} and DNS "
                                             f"{', '.join(stored.dns) or 'none'}")
         try:
             services.ask_dataplane(write_resolver_files, hostname=stored.hostname,

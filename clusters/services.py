@@ -7,14 +7,14 @@ Views, tests and (later) restore call these; nothing else writes these models.
 from django.db import transaction
 
 from appliance.celery import send_on_commit
-from appliance.services import record_audit
+from appliance.services import record_change
 
 from .models import ConfigGeneration, FloatingIP, RealServer, VirtualService
 from .tasks import apply_dataplane
 
 
 def _changed(user, action):
-    record_audit(user, action)
+    record_change(user, action)
     generation = ConfigGeneration.bump()
     send_on_commit(apply_dataplane)
     return generation

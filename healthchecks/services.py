@@ -2,7 +2,7 @@
 
 from django.db import transaction
 
-from appliance.services import record_audit
+from appliance.services import record_change
 from clusters.models import ConfigGeneration
 
 
@@ -10,7 +10,7 @@ from clusters.models import ConfigGeneration
 def do_save_script(script, user):
     created = script.pk is None
     script.save()
-    record_audit(user, f"{'added' if created else 'modified'} health check {script.name}")
+    record_change(user, f"{'added' if created else 'modified'} health check {script.name}")
     return script
 
 
@@ -19,5 +19,5 @@ def do_delete_script(script, user):
     """Refused (ProtectedError) while a virtual service uses the script."""
     name = script.name
     script.delete()
-    record_audit(user, f"deleted health check {name}")
+    record_change(user, f"deleted health check {name}")
     ConfigGeneration.bump()

@@ -226,7 +226,7 @@ def _check_network(network):
 def restore(parsed, user):
     """Replace the configuration with the backup's, all or nothing."""
     from appliance.models import NetworkConfiguration
-    from appliance.services import record_audit
+    from appliance.services import record_change
     from clusters.models import ConfigGeneration, FloatingIP, RealServer, VirtualService
     from healthchecks.models import HealthCheckScript
 
@@ -258,7 +258,7 @@ def restore(parsed, user):
             setattr(network, key, value)
         network.save()
     ConfigGeneration.bump()
-    record_audit(user, f"restored a backup ({len(parsed['services'])} virtual services)")
+    record_change(user, f"restored a backup ({len(parsed['services'])} virtual services)")
     transaction.on_commit(_apply_everything, robust=True)
 
 

@@ -3,12 +3,15 @@ from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.forms import PasswordChangeForm
 from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from appliance.services import record_audit
 
 from . import backup
+from .models import Revision
+from .revisions import diff as revisions_diff
 
 
 def passwords(request):
@@ -67,3 +70,26 @@ def backup_restore(request):
     return render(request, "maintenance/backup_restore.html", {
         "page_title": "Backup & Restore", "backup_form": backup_form,
         "restore_form": restore_form})
+
+
+def history(request):
+    """Every saved change as a revision: who, when, what; a diff of any two; roll back."""
+    revisions = Revision.objects.only("id", "at", "user", "action")[:200]
+    older = Revision.objects.filter(pk=request.GET.get("a") or 0).first()
+    newer = Revision.objects.filter(pk=request.GET.get("b") or 0).first()
+    difference = revisions_diff(older, newer) if older and newer else ""
+    return render(request, "maintenance/history.html", {
+        "page_title": "Backup & Restore", "revisions": revisions, "older": older,
+        "newer": newer, "difference": difference})
+
+
+@require_POST
+def roll_back(request, pk):
+    revision = get_object_or_404(Revision, pk=pk)
+    try:
+        backup.restore(backup.parse(revision.xml.encode()), request.user)
+    except backup.BackupError as refused:
+        messages.error(request, f"Revision {pk} cannot be restored: {refused}")
+    else:
+        messages.success(request, f"Rolled back to revision {pk}; it is being applied.")
+    return redirect("maintenance:history")

@@ -1,5 +1,7 @@
 """Backup & Restore: the configuration round-trips, bad files are refused whole with a reason."""
 
+import html
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -125,3 +127,35 @@ def test_the_page_downloads_and_restores(client, configuration, settings, tmp_pa
         "backup": SimpleUploadedFile("b.xml.enc", sealed)})
     assert response.status_code == 302
     assert VirtualService.objects.get().label == "VNA"
+
+
+def test_every_change_keeps_a_revision_that_can_be_compared_and_rolled_back(
+        client, monkeypatch, django_capture_on_commit_callbacks):
+    from appliance.tasks import apply_network_from_database
+    from clusters import services
+    from clusters.tasks import apply_dataplane
+    from maintenance.models import Revision
+
+    # No broker here: the applies the changes send are dropped (netns tests apply for real).
+    for task in (apply_dataplane, apply_network_from_database):
+        monkeypatch.setattr(task, "apply_async", lambda *args, **kwargs: None)
+    user = get_user_model().objects.create_user("loadbalancer", password="x" * 12)
+    client.force_login(user)
+    with django_capture_on_commit_callbacks(execute=True):
+        service = VirtualService(label="VNA", vip="198.51.100.100", ports="12000")
+        service.full_clean()
+        services.do_save_service(service, user)
+    with django_capture_on_commit_callbacks(execute=True):
+        service.ports = "12000,12100"
+        services.do_save_service(service, user)
+    first, second = Revision.objects.order_by("id")
+    assert first.user == "loadbalancer" and "added virtual service VNA" in first.action
+    page = client.get(reverse("maintenance:history"), {"a": first.pk, "b": second.pk})
+    text = html.unescape(page.content.decode())
+    assert "\n-  <virtual-service id" in text and "\n+  <virtual-service id" in text
+    assert 'ports="12000,12100"' in text
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("maintenance:roll-back", args=[first.pk]))
+    assert response.status_code == 302
+    assert VirtualService.objects.get().ports == "12000"
+    assert Revision.objects.count() == 3  # the rollback is a change too

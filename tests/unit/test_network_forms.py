@@ -98,34 +98,34 @@ def test_the_interfaces_page_says_when_the_worker_cannot_be_asked(client, settin
     assert "Redis is down" in page and "cannot be read or changed" in page
 
 
-def test_a_change_removing_the_browsers_address_waits_for_confirmation(monkeypatch, settings,
-                                                                       tmp_path):
+def test_a_change_removing_the_browsers_address_waits_for_confirmation(
+        monkeypatch, settings, tmp_path, django_capture_on_commit_callbacks):
     """The guard's decision; the kernel side (apply, roll back) is in tests/netns."""
-    from django.db import transaction
-
-    from appliance import services
+    from appliance import services, tasks
     from appliance.models import NetworkConfiguration, PendingNetworkChange
 
     settings.REDIS_URL = f"unix://{tmp_path}/nothing.sock"
     scheduled = []
     monkeypatch.setattr(services, "ask_dataplane", lambda task, **kwargs: {"ok": True})
     monkeypatch.setattr(services, "_reapply_dataplane", lambda: None)
-    monkeypatch.setattr(transaction, "on_commit",
-                        lambda callback, robust=False: scheduled.append(callback))
+    monkeypatch.setattr(tasks.roll_back_unconfirmed, "apply_async",
+                        lambda args, countdown: scheduled.append((args, countdown)))
     stored = NetworkConfiguration.load()
     stored.interfaces = {"eth0": {"addresses": ["192.0.2.1/24"]}}
     stored.save()
-    kept = services.do_configure_network(
-        {"interfaces": {"eth0": {"addresses": ["192.0.2.1/24", "192.0.2.2/24"]}}},
-        "admin", browser_address="192.0.2.1")
-    assert kept is None  # the browser's address stays: nothing to confirm
-    pending = services.do_configure_network(
-        {"interfaces": {"eth0": {"addresses": ["192.0.2.2/24"]}}}, "admin",
-        browser_address="192.0.2.1")
+    with django_capture_on_commit_callbacks(execute=True):
+        kept = services.do_configure_network(
+            {"interfaces": {"eth0": {"addresses": ["192.0.2.1/24", "192.0.2.2/24"]}}},
+            "admin", browser_address="192.0.2.1")
+    assert kept is None and scheduled == []  # the browser's address stays
+    with django_capture_on_commit_callbacks(execute=True):
+        pending = services.do_configure_network(
+            {"interfaces": {"eth0": {"addresses": ["192.0.2.2/24"]}}}, "admin",
+            browser_address="192.0.2.1")
     assert isinstance(pending, PendingNetworkChange)
     assert pending.previous["interfaces"]["eth0"]["addresses"] == ["192.0.2.1/24",
                                                                   "192.0.2.2/24"]
-    assert len(scheduled) == 1  # the roll-back, sent with a countdown on commit
+    assert scheduled == [((pending.token,), settings.NETWORK_CONFIRM_SECONDS)]
 
 
 def test_hostname_and_dns_are_written_where_the_appliance_keeps_them(tmp_path):
