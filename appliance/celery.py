@@ -12,6 +12,7 @@ for a transaction that rolled back.
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "appliance.settings")
 
@@ -43,6 +44,8 @@ app.conf.update(
         # live connection counts: Conns on System Overview, maximum connections, least-conn
         "sample-connections": {"task": "clusters.tasks.sample_connections", "schedule": 2.0,
                                "options": {"expires": 2.0}},
+        "scheduled-backup": {"task": "maintenance.tasks.scheduled_backup",
+                             "schedule": crontab(hour=3, minute=17)},
         # health checks: takes the due ones and sends each to the checks worker
         "dispatch-checks": {"task": "healthchecks.tasks.dispatch", "schedule": 1.0,
                             "options": {"expires": 1.0}},

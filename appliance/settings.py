@@ -148,6 +148,8 @@ REDIS_URL = f"unix://{REDIS_SOCKET}"
 ETC_DIR = env.data_dir_path("LBADMIN_ETC_DIR", DATA_DIR / "etc")
 # Seconds a change that removed the browser's address waits for confirmation.
 NETWORK_CONFIRM_SECONDS = env.integer("LBADMIN_NETWORK_CONFIRM_SECONDS", 60, 5, 3600)
+BACKUP_DIR = DATA_DIR / "backups"
+BACKUPS_KEPT = env.integer("LBADMIN_BACKUPS_KEPT", 14, 1, 1000)
 LOG_DIR = DATA_DIR / "logs"
 UPLOAD_DIR = DATA_DIR / "uploads"
 LOG_DIR.mkdir(exist_ok=True)

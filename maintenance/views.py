@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.forms import PasswordChangeForm
@@ -67,9 +68,11 @@ def backup_restore(request):
             messages.success(request, "Backup restored; the data plane and the network are "
                                       "being applied.")
             return redirect("maintenance:backup-restore")
+    local = sorted(settings.BACKUP_DIR.glob("lbadmin-backup-*.xml"), reverse=True)
     return render(request, "maintenance/backup_restore.html", {
         "page_title": "Backup & Restore", "backup_form": backup_form,
-        "restore_form": restore_form})
+        "restore_form": restore_form, "local_backups": [p.name for p in local],
+        "kept": settings.BACKUPS_KEPT})
 
 
 def history(request):

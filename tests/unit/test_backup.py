@@ -159,3 +159,15 @@ def test_every_change_keeps_a_revision_that_can_be_compared_and_rolled_back(
     assert response.status_code == 302
     assert VirtualService.objects.get().ports == "12000"
     assert Revision.objects.count() == 3  # the rollback is a change too
+
+
+def test_scheduled_backups_keep_the_newest_n(configuration, tmp_path):
+    from maintenance.tasks import write_local_backup
+
+    for stamp in ("20260101-000000", "20260102-000000", "20260103-000000"):
+        (tmp_path / f"lbadmin-backup-{stamp}.xml").write_text("old")
+    written = write_local_backup(tmp_path, keep=2)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 2 and names[-1] == written.rsplit("/", 1)[1]
+    assert "lbadmin-backup-20260103-000000.xml" in names
+    assert b"VNA" in (tmp_path / names[-1]).read_bytes()

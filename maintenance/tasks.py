@@ -1,0 +1,22 @@
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from . import backup
+
+
+@shared_task(ignore_result=True)
+def scheduled_backup():
+    """Daily (beat): the configuration into <data>/backups, keeping the newest
+    LBADMIN_BACKUPS_KEPT files."""
+    return write_local_backup(settings.BACKUP_DIR, settings.BACKUPS_KEPT)
+
+
+def write_local_backup(directory, keep):
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / timezone.now().strftime("lbadmin-backup-%Y%m%d-%H%M%S.xml")
+    path.write_bytes(backup.export_xml())
+    path.chmod(0o600)
+    for old in sorted(directory.glob("lbadmin-backup-*.xml"))[:-keep]:
+        old.unlink()
+    return str(path)
