@@ -8,7 +8,7 @@ DEBIAN_PACKAGES := python3 python3-venv iproute2 iputils-ping nftables conntrack
 	redis-server chromium
 BENCH_PACKAGES := wrk nginx-light haproxy gcc libc6-dev
 
-.PHONY: demo test bench lint lab-down debian-packages venv clean
+.PHONY: demo test bench lint lab-down debian-packages venv clean release
 
 debian-packages:
 	@missing=$$(for p in $(DEBIAN_PACKAGES) $(EXTRA_PACKAGES); do \
@@ -39,6 +39,12 @@ test: venv
 bench: EXTRA_PACKAGES = $(BENCH_PACKAGES)
 bench: venv
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# make release VERSION=0.2.0 [NOTES="..."]: a signed update archive in dist/ (makes
+# release-key.pem, and trusts its public half, on first use).
+release: venv
+	test -f release-key.pem || $(PY) manage.py lbadmin_release --make-key --key release-key.pem
+	$(PY) manage.py lbadmin_release --release-version $(VERSION) --notes "$(NOTES)" --key release-key.pem
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -6,7 +6,10 @@ from . import views
 
 maintenance_patterns = [
     path("passwords/", views.passwords, name="passwords"),
+    path("software-update/", views.software_update, name="software-update"),
     path("backup-restore/", views.backup_restore, name="backup-restore"),
     path("backup-restore/history/", views.history, name="history"),
     path("backup-restore/history/<int:pk>/roll-back/", views.roll_back, name="roll-back"),
-] + not_built_urls("maintenance", built=("passwords", "backup-restore"))
+] + not_built_urls("maintenance",
+                                                built=("passwords", "backup-restore",
+                                                       "software-update"))

@@ -8,9 +8,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from appliance import __version__
 from appliance.services import record_audit
 
-from . import backup
+from . import backup, updates
 from .models import Revision
 from .revisions import diff as revisions_diff
 
@@ -96,3 +97,31 @@ def roll_back(request, pk):
     else:
         messages.success(request, f"Rolled back to revision {pk}; it is being applied.")
     return redirect("maintenance:history")
+
+
+class OfflineUpdateForm(forms.Form):
+    archive = forms.FileField(label="Archive")
+    checksum = forms.FileField(label="Checksum")
+    signature = forms.FileField(label="Signature")
+
+
+def software_update(request):
+    """Maintenance > Software Update > Offline Update: everything is verified first."""
+    form = OfflineUpdateForm(request.POST or None, request.FILES or None)
+    verified = None
+    if request.method == "POST" and form.is_valid():
+        files = form.cleaned_data
+        try:
+            if files["archive"].size > updates.MAX_ARCHIVE:
+                raise updates.UpdateError("The archive is larger than 200 MiB.")
+            verified = updates.verify(
+                files["archive"].read(), files["checksum"].read(4096),
+                files["signature"].read(4096),
+                updates.trusted_keys(settings.DATA_DIR / "update-keys"), __version__)
+        except updates.UpdateError as refused:
+            form.add_error("archive", f"Refused: {refused} Nothing was changed.")
+        else:
+            record_audit(request.user, f"verified offline update {verified.version}")
+    return render(request, "maintenance/software_update.html", {
+        "page_title": "Software Update", "form": form, "verified": verified,
+        "running": __version__})

@@ -1,0 +1,39 @@
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from appliance import __version__
+from maintenance import updates
+
+
+class Command(BaseCommand):
+    help = ("Build a signed update archive of this checkout (archive, .sha256, .sig), or make a "
+            "signing key with --make-key (its public half goes into <data>/update-keys/).")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--release-version",
+                            help="the version the archive carries, e.g. 0.2.0")
+        parser.add_argument("--min-from", default=__version__,
+                            help="the oldest version it updates (default: the running one)")
+        parser.add_argument("--notes", default="", help="release notes")
+        parser.add_argument("--key", default="release-key.pem", help="private key (PEM)")
+        parser.add_argument("--out", default="dist", help="where the three files go")
+        parser.add_argument("--make-key", action="store_true")
+
+    def handle(self, *args, **options):
+        key = Path(options["key"])
+        if options["make_key"]:
+            public = settings.DATA_DIR / "update-keys" / f"{key.stem}.pub"
+            updates.make_key(key, public)
+            self.stdout.write(f"private key {key}; trusted public key {public}")
+            return
+        if not options["release_version"]:
+            raise CommandError("--release-version is required")
+        try:
+            path = updates.build_release(settings.BASE_DIR, options["release_version"],
+                                         options["min_from"], options["notes"],
+                                         key.read_bytes(), options["out"])
+        except (OSError, updates.UpdateError) as error:
+            raise CommandError(str(error)) from error
+        self.stdout.write(f"{path}\n{path}.sha256\n{path}.sig")
