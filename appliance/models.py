@@ -67,3 +67,14 @@ class PendingNetworkChange(models.Model):
 
     def __str__(self):
         return f"pending network change {self.token[:8]}"
+
+
+class FailedLogin(models.Model):
+    """A refused login, kept to slow down password guessing from one address."""
+
+    address = models.GenericIPAddressField()
+    username = models.CharField(max_length=150)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self):
+        return f"failed login for {self.username} from {self.address}"

@@ -54,6 +54,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "appliance.middleware.idle_timeout",
 ]
 
 ROOT_URLCONF = "appliance.urls"
@@ -114,10 +115,13 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "overview:index"
 LOGOUT_REDIRECT_URL = "login"
 
-# Sessions end after LBADMIN_SESSION_TIMEOUT seconds without a request, and with the browser.
-SESSION_COOKIE_AGE = env.integer("LBADMIN_SESSION_TIMEOUT", 1800, 60, 7 * 24 * 3600)
-SESSION_SAVE_EVERY_REQUEST = True
+# Sessions end after LBADMIN_SESSION_TIMEOUT seconds without the user doing anything (pages
+# refreshing themselves do not count: appliance.middleware.idle_timeout), after 12 hours in
+# any case, and with the browser.
+SESSION_IDLE_TIMEOUT = env.integer("LBADMIN_SESSION_TIMEOUT", 1800, 60, 7 * 24 * 3600)
+SESSION_COOKIE_AGE = max(12 * 3600, SESSION_IDLE_TIMEOUT)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+LOGIN_URL_PATH = "/lbadmin/login/"
 SESSION_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Strict"

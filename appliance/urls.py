@@ -9,6 +9,7 @@ from maintenance.urls import maintenance_patterns
 from reports.urls import logs_patterns, reports_patterns, support_patterns, view_patterns
 
 from . import views, views_network
+from .login import ThrottledAuthenticationForm
 
 local_patterns = [
     path("interfaces/", views_network.interfaces, name="interfaces"),
@@ -21,7 +22,9 @@ local_patterns = [
 ] + not_built_urls("local", built=("interfaces", "routing", "hostname-dns"))
 
 lbadmin_patterns = [
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", auth_views.LoginView.as_view(
+        redirect_authenticated_user=True, authentication_form=ThrottledAuthenticationForm),
+        name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("setup-wizard/", views.setup_wizard, name="setup-wizard"),
     path("setup-wizard/dismiss/", views.setup_wizard_dismiss, name="setup-wizard-dismiss"),

@@ -117,7 +117,7 @@ def test_pages_forbid_framing_inline_script_and_plain_http(browser):
 def test_session_and_csrf_cookies_are_secure(settings):
     assert settings.SESSION_COOKIE_SECURE and settings.CSRF_COOKIE_SECURE
     assert settings.SESSION_COOKIE_HTTPONLY
-    assert settings.SESSION_COOKIE_AGE == 1800 and settings.SESSION_SAVE_EVERY_REQUEST
+    assert settings.SESSION_IDLE_TIMEOUT == 1800
 
 
 def test_the_setup_wizard_question_is_asked_until_dismissed(browser, user, redis_down):
@@ -165,3 +165,53 @@ def test_plain_http_only_redirects_to_the_https_port(settings):
     assert seen["status"].startswith("301")
     assert seen["headers"]["Location"] == "https://lb.example:9443/lbadmin/?a=1"
     assert body == [b""]
+
+
+def idle_for(browser, seconds):
+    session = browser.session
+    session["last_activity"] = session.get("last_activity", 0) - seconds
+    session.save()
+
+
+def test_a_session_ends_after_the_idle_timeout(browser, redis_down):
+    assert browser.get("/lbadmin/").status_code == 200
+    idle_for(browser, 1801)
+    response = browser.get(reverse("cluster:virtual-services"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+    assert browser.get("/lbadmin/").status_code == 302  # logged out for good
+
+
+def test_pages_refreshing_themselves_do_not_keep_the_session_alive(browser, redis_down):
+    browser.get("/lbadmin/")
+    idle_for(browser, 1000)
+    poll = browser.get(reverse("overview:layer4"), HTTP_HX_REQUEST="true",
+                       HTTP_HX_TRIGGER="layer4")
+    assert poll.status_code == 200
+    idle_for(browser, 900)  # 1,900 s since the user last did something
+    poll = browser.get(reverse("overview:layer4"), HTTP_HX_REQUEST="true",
+                       HTTP_HX_TRIGGER="layer4")
+    assert poll.status_code == 204 and poll["HX-Redirect"] == reverse("login")
+
+
+def test_what_the_user_does_keeps_the_session(browser, redis_down):
+    browser.get("/lbadmin/")
+    idle_for(browser, 1000)
+    browser.get(reverse("cluster:virtual-services"))  # activity
+    idle_for(browser, 900)
+    assert browser.get("/lbadmin/").status_code == 200
+
+
+def test_password_guessing_from_one_address_is_stopped(client, user):
+    for _ in range(5):
+        response = client.post(reverse("login"), {"username": "loadbalancer",
+                                                  "password": "guess"})
+        assert b"Please enter a correct username and password" in response.content
+    response = client.post(reverse("login"), {"username": "loadbalancer",
+                                              "password": "a-Long-test-pass"})
+    assert b"Too many refused logins from your address" in response.content
+    assert "_auth_user_id" not in client.session  # even the right password waits
+    other = Client(REMOTE_ADDR="192.0.2.77")
+    response = other.post(reverse("login"), {"username": "loadbalancer",
+                                             "password": "a-Long-test-pass"})
+    assert response.status_code == 302  # another address is not blocked
