@@ -15,3 +15,33 @@ class Revision(models.Model):
 
     def __str__(self):
         return f"revision {self.pk}: {self.action}"
+
+
+class UpdateJob(models.Model):
+    """One software update, from upload to its end; the page polls it while it runs."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        STAGED = "staged", "Staged"
+        FAILED = "failed", "Failed"
+
+    created = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    user = models.CharField(max_length=150)
+    from_version = models.CharField(max_length=32)
+    to_version = models.CharField(max_length=32)
+    archive = models.CharField(max_length=500)  # the verified upload, in the data directory
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)  # percent
+    log = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self):
+        return f"update {self.from_version} → {self.to_version}: {self.status}"
+
+    @property
+    def settled(self):
+        return self.status in (self.Status.STAGED, self.Status.FAILED)

@@ -20,3 +20,10 @@ def write_local_backup(directory, keep):
     for old in sorted(directory.glob("lbadmin-backup-*.xml"))[:-keep]:
         old.unlink()
     return str(path)
+
+
+@shared_task(ignore_result=True)
+def install_update(job_id):
+    from .install import run_job
+
+    return run_job(job_id)

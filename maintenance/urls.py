@@ -7,6 +7,8 @@ from . import views
 maintenance_patterns = [
     path("passwords/", views.passwords, name="passwords"),
     path("software-update/", views.software_update, name="software-update"),
+    path("software-update/<int:pk>/start/", views.start_update, name="update-start"),
+    path("software-update/<int:pk>/", views.update_job, name="update-job"),
     path("backup-restore/", views.backup_restore, name="backup-restore"),
     path("backup-restore/history/", views.history, name="history"),
     path("backup-restore/history/<int:pk>/roll-back/", views.roll_back, name="roll-back"),

@@ -12,8 +12,9 @@ from appliance import __version__
 from appliance.services import record_audit
 
 from . import backup, updates
-from .models import Revision
+from .models import Revision, UpdateJob
 from .revisions import diff as revisions_diff
+from .tasks import install_update
 
 
 def passwords(request):
@@ -121,7 +122,39 @@ def software_update(request):
         except updates.UpdateError as refused:
             form.add_error("archive", f"Refused: {refused} Nothing was changed.")
         else:
+            files["archive"].seek(0)
+            stored = settings.UPLOAD_DIR / f"lbadmin-{verified.version}.tar.gz"
+            with open(stored, "wb") as handle:
+                for chunk in files["archive"].chunks():
+                    handle.write(chunk)
+            job = UpdateJob.objects.create(user=request.user.get_username(),
+                                           from_version=__version__,
+                                           to_version=verified.version, archive=str(stored))
             record_audit(request.user, f"verified offline update {verified.version}")
     return render(request, "maintenance/software_update.html", {
         "page_title": "Software Update", "form": form, "verified": verified,
-        "running": __version__})
+        "job": job if verified else None, "running": __version__,
+        "history": UpdateJob.objects.exclude(status=UpdateJob.Status.QUEUED)[:20]})
+
+
+@require_POST
+def start_update(request, pk):
+    job = get_object_or_404(UpdateJob, pk=pk, status=UpdateJob.Status.QUEUED)
+    record_audit(request.user, f"started the update to {job.to_version}")
+    try:
+        install_update.apply_async((job.pk,))
+    except Exception as problem:  # noqa: BLE001 - any broker failure is told in words
+        messages.error(request, f"The maintenance worker cannot be reached: {problem}")
+        return redirect("maintenance:software-update")
+    return redirect("maintenance:update-job", pk=job.pk)
+
+
+def update_job(request, pk):
+    """The job's progress bar and log; the htmx poll stops (286) once it has settled."""
+    job = get_object_or_404(UpdateJob, pk=pk)
+    template = "maintenance/update_job_status.html" if request.htmx else \
+        "maintenance/update_job.html"
+    response = render(request, template, {"page_title": "Software Update", "job": job})
+    if request.htmx and job.settled:
+        response.status_code = 286
+    return response
