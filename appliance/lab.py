@@ -173,9 +173,6 @@ class Lab:
             if name in present:
                 remove_namespace(name)
 
-    def is_present(self):
-        return any(name in existing_namespaces() for name in self.namespaces())
-
 
 def remove_leftover_labs(every=False):
     """Remove the demo lab, and test labs whose run has ended (every test lab with every=True)."""

@@ -55,10 +55,9 @@ class WorkerUnavailable(Exception):
     """Redis or the dataplane worker did not answer; the message says which, in words."""
 
 
-def ask_dataplane(task, **kwargs):
-    """Run `task` on the dataplane worker and wait for its answer. Redis is pinged first, so a
-    dead broker is told at once instead of after the client's reconnect attempts."""
-    import celery.exceptions
+def send_task(task, *args, **kwargs):
+    """Send `task` and return its AsyncResult. Redis is pinged first, so a dead broker is told
+    at once (WorkerUnavailable) instead of after the client's reconnect attempts."""
     import kombu.exceptions
     import redis
 
@@ -66,10 +65,20 @@ def ask_dataplane(task, **kwargs):
 
     try:
         redis_client(timeout=1.0).ping()
-    except (redis.RedisError, OSError) as problem:
+        return task.apply_async(args, kwargs)
+    except (redis.RedisError, OSError, kombu.exceptions.OperationalError) as problem:
         raise WorkerUnavailable(f"Redis is down ({problem}).") from problem
+
+
+def ask_dataplane(task, **kwargs):
+    """Run `task` on the dataplane worker and wait for its answer."""
+    import celery.exceptions
+    import kombu.exceptions
+    import redis
+
+    result = send_task(task, **kwargs)
     try:
-        return task.apply_async(kwargs=kwargs).get(timeout=WORKER_TIMEOUT)
+        return result.get(timeout=WORKER_TIMEOUT)
     except (celery.exceptions.TimeoutError, kombu.exceptions.OperationalError,
             redis.RedisError, OSError, RuntimeError) as problem:
         raise WorkerUnavailable(

@@ -104,16 +104,20 @@ class Layer4Status:
         return self.apply.state_for(self.generation) if self.apply else "unknown"
 
 
-def layer4_status():
+def layer4_status(with_rows=True):
+    """What System Overview shows. Without rows only the apply state is read: the banners that
+    poll every second on other pages need no service, health or connection count."""
     generation = ConfigGeneration.current()
-    services = list(VirtualService.objects.prefetch_related("real_servers"))
+    services = list(VirtualService.objects.prefetch_related("real_servers")) if with_rows \
+        else []
     try:
         client = redis_client()
         apply_status = runtime.read_status(client)
-        conns = runtime.read_connections(client)
-        overloaded = runtime.read_overloaded(client)
-        healths = health_state.load_many(
-            [rs.id for s in services for rs in s.real_servers.all()], client)
+        if with_rows:
+            conns = runtime.read_connections(client)
+            overloaded = runtime.read_overloaded(client)
+            healths = health_state.load_many(
+                [rs.id for s in services for rs in s.real_servers.all()], client)
     except (redis.RedisError, OSError) as error:
         apply_status, conns, overloaded, healths = None, {}, frozenset(), {}
         redis_error = str(error) or type(error).__name__

@@ -67,7 +67,7 @@ def service_status(request):
 
 def apply_banner(request):
     """'Applying…' until the newest change is live; polling stops once it is settled."""
-    layer4 = status.layer4_status()
+    layer4 = status.layer4_status(with_rows=False)
     response = render(request, "clusters/apply_banner.html", {"layer4": layer4})
     if layer4.state in ("applied", "failed"):
         response.status_code = HTMX_STOP_POLLING
@@ -87,7 +87,7 @@ def virtual_services(request):
     return render(request, "clusters/virtual_services.html", {
         "page_title": "Layer 4 – Virtual Services",
         "services": VirtualService.objects.prefetch_related("real_servers"),
-        "layer4": status.layer4_status(),
+        "layer4": status.layer4_status(with_rows=False),
     })
 
 
@@ -124,7 +124,7 @@ def real_servers(request):
     return render(request, "clusters/real_servers.html", {
         "page_title": "Layer 4 – Real Servers",
         "services": VirtualService.objects.prefetch_related("real_servers"),
-        "layer4": status.layer4_status(),
+        "layer4": status.layer4_status(with_rows=False),
     })
 
 
@@ -180,7 +180,8 @@ def floating_ips(request):
               for a in i["marked"] if a["role"] == "floating"}
     return render(request, "clusters/floating_ips.html", {
         "page_title": "Floating IP's", "form": form, "error": error, "placed": placed,
-        "floating_ips": FloatingIP.objects.all(), "layer4": status.layer4_status(),
+        "floating_ips": FloatingIP.objects.all(),
+        "layer4": status.layer4_status(with_rows=False),
     })
 
 

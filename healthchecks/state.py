@@ -42,8 +42,7 @@ def step(health, ok, failure_count):
     return None
 
 
-def load(server_id, client=None):
-    raw = (client or redis_client()).get(key(server_id))
+def _decode(raw):
     if not raw:
         return Health()
     data = json.loads(raw)
@@ -51,19 +50,14 @@ def load(server_id, client=None):
     return Health(**data)
 
 
+def load(server_id, client=None):
+    return _decode((client or redis_client()).get(key(server_id)))
+
+
 def load_many(server_ids, client=None):
-    client = client or redis_client()
     ids = list(server_ids)
-    raws = client.mget([key(i) for i in ids]) if ids else []
-    result = {}
-    for server_id, raw in zip(ids, raws, strict=True):
-        if raw:
-            data = json.loads(raw)
-            data["ports"] = {int(p): r for p, r in data.get("ports", {}).items()}
-            result[server_id] = Health(**data)
-        else:
-            result[server_id] = Health()
-    return result
+    raws = (client or redis_client()).mget([key(i) for i in ids]) if ids else []
+    return {server_id: _decode(raw) for server_id, raw in zip(ids, raws, strict=True)}
 
 
 def save(server_id, health):

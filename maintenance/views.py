@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from appliance import __version__
-from appliance.services import record_audit
+from appliance.services import WorkerUnavailable, record_audit, send_task
 
 from . import backup, updates
 from .models import Revision, UpdateJob
@@ -142,8 +142,8 @@ def start_update(request, pk):
     job = get_object_or_404(UpdateJob, pk=pk, status=UpdateJob.Status.QUEUED)
     record_audit(request.user, f"started the update to {job.to_version}")
     try:
-        install_update.apply_async((job.pk,))
-    except Exception as problem:  # noqa: BLE001 - any broker failure is told in words
+        send_task(install_update, job.pk)
+    except WorkerUnavailable as problem:
         messages.error(request, f"The maintenance worker cannot be reached: {problem}")
         return redirect("maintenance:software-update")
     return redirect("maintenance:update-job", pk=job.pk)

@@ -1,11 +1,9 @@
-import redis
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from appliance.models import AuditEntry
-from appliance.runtime import redis_client
-from appliance.services import WorkerUnavailable, ask_dataplane, record_audit
+from appliance.services import WorkerUnavailable, ask_dataplane, record_audit, send_task
 from clusters.status import layer4_status
 from clusters.tasks import apply_dataplane, compare_live_ruleset
 
@@ -20,7 +18,7 @@ def layer4_configuration(request):
         error = f"{problem} The live ruleset cannot be shown."
     return render(request, "reports/layer4.html", {
         "page_title": "Layer 4", "comparison": comparison, "error": error,
-        "layer4": layer4_status(),
+        "layer4": layer4_status(with_rows=False),
     })
 
 
@@ -28,9 +26,8 @@ def layer4_configuration(request):
 def rebuild_layer4(request):
     """Rebuild lbadmin's table from the configuration (repairs drift), as at worker start."""
     try:
-        redis_client(timeout=1.0).ping()
-        apply_dataplane.apply_async(kwargs={"full": True})
-    except (redis.RedisError, OSError) as problem:
+        send_task(apply_dataplane, full=True)
+    except WorkerUnavailable as problem:
         messages.error(request, f"Could not reach the dataplane worker: {problem}")
     else:
         record_audit(request.user, "rebuilt the Layer 4 ruleset")

@@ -138,9 +138,6 @@ def test_the_floating_ip_is_the_real_servers_gateway_and_replies_come_back(datap
         with inside(lab.ns("lb")):
             assert dataplane_apply.apply_dataplane()["ok"]
         assert FLOATING_IP not in lb_addresses(lab)
-        dataplane_apply._live = None
-        dataplane_apply.nft.close_contexts()
-        dataplane_apply.conntrack.close_sockets()
 
 
 @pytest.mark.django_db(transaction=True)
