@@ -1,6 +1,6 @@
 """lbadmin: the appliance project (settings, Celery app, navigation) and Local Configuration."""
 
 from .celery import app as celery_app
+from .version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["__version__", "celery_app"]

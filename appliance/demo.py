@@ -5,11 +5,11 @@ Everything it starts is stopped, and the lab removed, when it ends.
 
 import signal
 import sys
-import time
 
 from . import environment
 from .lab import DEMO_PREFIX, Lab
 from .stack import Stack
+from .supervisor import Supervisor
 
 
 def host_address():
@@ -54,14 +54,15 @@ def main():
                 print("  password: the one printed at first start; to set a new one:")
                 print(f"            LBADMIN_DATA_DIR={data_dir} .venv/bin/python manage.py "
                       "changepassword loadbalancer")
+            print(f"  release: {stack.version} from {stack.code_dir}")
             print(f"  lab: {' '.join(lab.namespaces())}")
             print(f"  data and logs: {data_dir}")
             print("  Ctrl-C stops everything and removes the lab.")
             print(flush=True)
-            while not stack.dead_processes():
-                time.sleep(1)
-            print(f"stopping: a process ended: {stack.dead_processes()}", file=sys.stderr)
-            return 1
+            # This process is the supervisor: Restart Services and the update's switch-over
+            # come to it. A service that dies is shown dead on Restart Services, not restarted
+            # behind the administrator's back.
+            Supervisor(stack).run()
     except KeyboardInterrupt:
         print("\nstopping: all processes stopped, lab removed.")
         return 0

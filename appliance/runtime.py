@@ -31,6 +31,20 @@ def redis_client(timeout=1.0):
     return client
 
 
+def supervisor_state():
+    """What the supervisor last published (services, pids, release), or None when no
+    supervisor is running or Redis cannot be read."""
+    import json
+
+    from .supervisor import STATE_KEY
+
+    try:
+        raw = redis_client().get(STATE_KEY)
+    except (redis.RedisError, OSError):
+        return None
+    return json.loads(raw) if raw else None
+
+
 def record_beat_heartbeat(when):
     redis_client().set(BEAT_HEARTBEAT_KEY, repr(when), ex=3600)
 

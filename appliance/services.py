@@ -70,6 +70,25 @@ def send_task(task, *args, **kwargs):
         raise WorkerUnavailable(f"Redis is down ({problem}).") from problem
 
 
+def ask_supervisor(request):
+    """Queue a request (restart a service, switch to a release) for the supervisor, the
+    process outside the services that starts and stops them (appliance/supervisor.py)."""
+    import json
+
+    import redis
+
+    from .runtime import redis_client, supervisor_state
+    from .supervisor import REQUESTS_KEY
+
+    if supervisor_state() is None:
+        raise WorkerUnavailable("no supervisor is running (it is the process that started "
+                                "the services: `make demo`), or Redis is down.")
+    try:
+        redis_client().rpush(REQUESTS_KEY, json.dumps(request))
+    except (redis.RedisError, OSError) as problem:
+        raise WorkerUnavailable(f"Redis is down ({problem}).") from problem
+
+
 def ask_dataplane(task, **kwargs):
     """Run `task` on the dataplane worker and wait for its answer."""
     import celery.exceptions

@@ -8,11 +8,13 @@ host's namespace, as on a real appliance.
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,8 +31,34 @@ WORKERS = {
 }
 
 
+SERVICES = ("redis", "web", "worker-dataplane", "worker-checks", "worker-maintenance", "beat")
+
+
 class StartError(RuntimeError):
     pass
+
+
+def release_version(code_dir):
+    """The version a release's code says it is (read, not imported: it may not be running)."""
+    text = (Path(code_dir) / "appliance" / "version.py").read_text()
+    return re.search(r'__version__ = "([^"]+)"', text).group(1)
+
+
+def _version_key(text):
+    return tuple(int(part) for part in text.split("."))
+
+
+def active_release(data_dir):
+    """Where the services' code comes from: <data>/current (the release the last update
+    switched to) when it is newer than this checkout, else this checkout — so a `git pull`
+    followed by `make demo` runs the pulled code."""
+    current = Path(data_dir) / "current"
+    try:
+        if _version_key(release_version(current)) > _version_key(release_version(ROOT)):
+            return current.resolve()
+    except (OSError, AttributeError, ValueError):
+        pass
+    return ROOT
 
 
 class Stack:
@@ -52,7 +80,24 @@ class Stack:
             **(extra_env or {}),
         }
         self.processes = {}  # name -> Popen, in start order
+        self.started = {}  # name -> (time started, version of the code it runs)
         self.generated_password = None
+        self.code_dir = active_release(self.data_dir)
+        # the supervisor's thread and a test's main thread both start and stop processes
+        self.lock = threading.RLock()
+
+    @property
+    def version(self):
+        return release_version(self.code_dir)
+
+    @property
+    def database(self):
+        return self.data_dir / "lbadmin.sqlite3"
+
+    def code_env(self, code_dir=None):
+        """The environment of a process running a release's code: PYTHONPATH first, so its
+        packages win over the checkout the virtualenv was installed from."""
+        return {**self.env, "PYTHONPATH": str(code_dir or self.code_dir)}
 
     @property
     def redis_socket(self):
@@ -75,13 +120,42 @@ class Stack:
         try:
             self.start_redis()
             self.setup()
+            self.start_services()
+        except BaseException:
+            self.stop()
+            raise
+
+    def start_services(self):
+        """Everything but Redis: the WebUI, the workers, beat (an update restarts these)."""
+        with self.lock:
             self.start_web()
             for queue in WORKERS:
                 self.start_worker(queue)
             self.start_beat()
-        except BaseException:
-            self.stop()
-            raise
+
+    def stop_services(self):
+        with self.lock:
+            for name in reversed(list(self.processes)):
+                if name != "redis":
+                    self.stop_process(name)
+
+    def restart_service(self, name):
+        """Restart Services: stop one and start it again from the active release."""
+        if name not in SERVICES:
+            raise StartError(f"no service named {name}")
+        with self.lock:
+            if name == "redis":
+                self.stop_redis()
+                self.start_redis(keep_data=True)
+                return
+            self.stop_process(name)
+            if name == "web":
+                self.stop_process("web-http")
+                self.start_web()
+            elif name == "beat":
+                self.start_beat()
+            else:
+                self.start_worker(name.removeprefix("worker-"))
 
     def _spawn(self, name, command, in_lab=False):
         if in_lab and self.lab is not None:
@@ -89,15 +163,22 @@ class Stack:
         log = open(self.log_dir / f"{name}.out", "ab")  # noqa: SIM115 - kept for the process
         # Own session: Ctrl-C in the terminal reaches only the runner, which stops these in
         # order; and a worker's pool children share its process group, so killpg gets them.
-        process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log,
+        process = subprocess.Popen(command, cwd=self.code_dir, env=self.code_env(), stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
-        self.processes[name] = process
+        with self.lock:
+            self.processes[name] = process
+            self.started[name] = (time.time(), self.version)
         return process
 
-    def start_redis(self):
+    def start_redis(self, keep_data=False):
+        """Redis on a unix socket. Its data (health states, schedules, queued tasks) lives in
+        memory; only a restart from Restart Services keeps it, through a dump at shutdown."""
         if self.redis_socket.exists():
             self.redis_socket.unlink()
+        dump = self.data_dir / "dump.rdb"
+        if not keep_data and dump.exists():
+            dump.unlink()
         self._spawn("redis", [
             "redis-server", "--port", "0", "--unixsocket", str(self.redis_socket),
             "--unixsocketperm", "700", "--dir", str(self.data_dir), "--save", "",
@@ -106,10 +187,21 @@ class Stack:
         client = redis.Redis(unix_socket_path=str(self.redis_socket), socket_timeout=1)
         self._wait("redis", lambda: client.ping())
 
+    def stop_redis(self):
+        client = redis.Redis(unix_socket_path=str(self.redis_socket), socket_timeout=5)
+        with contextlib.suppress(redis.RedisError, OSError):
+            client.shutdown(save=True)  # writes dump.rdb, which start_redis(keep_data) loads
+        process = self.processes.get("redis")
+        if process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
+        self.stop_process("redis")
+
     def setup(self):
         """Migrate, make the certificate, create the user (see lbadmin_setup)."""
-        result = subprocess.run([sys.executable, "manage.py", "lbadmin_setup"], cwd=ROOT,
-                                env=self.env, capture_output=True, text=True)
+        result = subprocess.run([sys.executable, "manage.py", "lbadmin_setup"],
+                                cwd=self.code_dir, env=self.code_env(), capture_output=True,
+                                text=True)
         if result.returncode:
             raise StartError(f"lbadmin_setup failed:\n{result.stdout}{result.stderr}")
         for line in result.stdout.splitlines():
@@ -133,14 +225,17 @@ class Stack:
         return "127.0.0.1" if self.listen_address in ("0.0.0.0", "") else self.listen_address  # noqa: S104
 
     def _https_answers(self):
+        """The login page answers below 500: the web process loaded the application and can
+        serve it, not just bound the port (400 means a restricted LBADMIN_ALLOWED_HOSTS)."""
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # our own self-signed certificate
-        with socket.create_connection((self.local_address, self.https_port), timeout=1) as raw, \
+        with socket.create_connection((self.local_address, self.https_port), timeout=3) as raw, \
                 context.wrap_socket(raw) as tls:
             tls.sendall(b"GET /lbadmin/login/ HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            if not tls.recv(64).startswith(b"HTTP/1"):
-                raise StartError("no HTTP answer")
+            status_line = tls.recv(64).split(b"\r\n")[0].decode(errors="replace")
+            if not status_line.startswith("HTTP/1") or status_line.split()[1] >= "500":
+                raise StartError(f"the login page answered {status_line or 'nothing'}")
 
     def start_worker(self, queue):
         pool, in_lab = WORKERS[queue]
@@ -194,11 +289,52 @@ class Stack:
                     raise StartError(f"{name} did not come up in {timeout} s: {error}") from error
                 time.sleep(0.1)
 
+    def migrate(self, code_dir):
+        """The release's migrations on the live database (the services are stopped)."""
+        result = subprocess.run([sys.executable, "manage.py", "migrate", "--no-input"],
+                                cwd=code_dir, env=self.code_env(code_dir), capture_output=True,
+                                text=True, timeout=600)
+        if result.returncode:
+            tail = (result.stdout + result.stderr).strip().splitlines()[-8:]
+            raise StartError("its migrations failed:\n" + "\n".join(tail))
+
+    def imported_version(self):
+        """The version the active release's processes import (proves PYTHONPATH wins)."""
+        result = subprocess.run(
+            [sys.executable, "-c", "import appliance; print(appliance.__version__)"],
+            cwd=self.code_dir, env=self.code_env(), capture_output=True, text=True, timeout=60)
+        return result.stdout.strip() or result.stderr.strip()[-300:]
+
+    def make_current(self, code_dir):
+        """<data>/current names the release to run at the next start (atomic rename)."""
+        link = self.data_dir / "current"
+        new = self.data_dir / "current.new"
+        with contextlib.suppress(FileNotFoundError):
+            new.unlink()
+        new.symlink_to(Path(code_dir).resolve())
+        new.replace(link)
+
+    def describe(self):
+        """What the supervisor publishes for Restart Services."""
+        with self.lock:
+            services = {}
+            for name in SERVICES:
+                process = self.processes.get(name)
+                since, version = self.started.get(name, (None, None))
+                services[name] = {
+                    "pid": process.pid if process else None,
+                    "running": process is not None and process.poll() is None,
+                    "exit_code": process.poll() if process else None,
+                    "since": since, "version": version}
+            return {"at": time.time(), "release": str(self.code_dir), "version": self.version,
+                    "services": services}
+
     def dead_processes(self):
         return {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
 
     def stop_process(self, name, timeout=10):
-        process = self.processes.pop(name, None)
+        with self.lock:
+            process = self.processes.pop(name, None)
         if process is None:
             return
         for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
@@ -214,5 +350,6 @@ class Stack:
             os.killpg(process.pid, signal.SIGKILL)
 
     def stop(self):
-        for name in reversed(list(self.processes)):
-            self.stop_process(name)
+        with self.lock:
+            for name in reversed(list(self.processes)):
+                self.stop_process(name)

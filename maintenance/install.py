@@ -1,7 +1,8 @@
-"""Installing a verified update, as far as it is built: stage the release beside the running
-one and prove its migrations apply to a copy of the database. The switch-over (restarting the
-services from the staged release, checking they answer, switching back on failure) needs a
-supervisor outside the workers being replaced and is not built yet.
+"""Installing a verified update. The maintenance worker stages the release beside the
+running one, checks it needs no other Python packages and that its migrations apply to a copy
+of the database; then it hands over to the supervisor (appliance/supervisor.py), which stops
+the services, migrates, starts them from the new release, checks they answer, and switches
+back on any failure. A worker cannot do that last part: it would be stopping itself.
 """
 
 import os
@@ -11,10 +12,14 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import tomllib
 from pathlib import Path
 
 from django.conf import settings
 from django.utils import timezone
+
+from appliance.runtime import supervisor_state
+from appliance.services import WorkerUnavailable, ask_supervisor
 
 from .models import UpdateJob
 from .updates import UpdateError
@@ -39,6 +44,23 @@ def stage(archive_path, version):
     finally:
         shutil.rmtree(unpack, ignore_errors=True)
     return target
+
+
+def check_dependencies(release):
+    """An update replaces code, not the virtualenv: a release pinning other packages than the
+    running one is refused, naming them."""
+    def pins(root):
+        with open(Path(root) / "pyproject.toml", "rb") as handle:
+            return set(tomllib.load(handle)["project"]["dependencies"])
+
+    try:
+        wanted, installed = pins(release), pins(settings.BASE_DIR)
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as error:
+        raise UpdateError(f"the release's pyproject.toml cannot be read ({error})") from None
+    if wanted != installed:
+        raise UpdateError("the release needs Python packages this appliance does not have: "
+                          f"{', '.join(sorted(wanted - installed)) or 'fewer packages'} "
+                          "(install it from a new appliance image instead)")
 
 
 def check_migrations(release):
@@ -72,18 +94,28 @@ def run_job(job_id):
     job.status = UpdateJob.Status.RUNNING
     job.save(update_fields=["status"])
     try:
+        if supervisor_state() is None:
+            raise UpdateError("no supervisor is running to restart the services (it is the "
+                              "process that started them: `make demo`)")
         _step(job, 10, f"staging {job.to_version} beside the running {job.from_version}")
         release = stage(job.archive, job.to_version)
-        _step(job, 50, f"staged in {release}; checking its migrations on a copy of the database")
+        _step(job, 30, f"staged in {release}; checking its packages and its migrations on a "
+                       "copy of the database")
+        check_dependencies(release)
         check_migrations(release)
-        _step(job, 90, "migrations apply cleanly")
-        _step(job, 100, "staged. Switching the services over to it is not built yet: the "
-                        f"running {job.from_version} keeps serving.")
-        job.status = UpdateJob.Status.STAGED
-    except (UpdateError, OSError, tarfile.TarError, subprocess.SubprocessError) as error:
+        _step(job, 50, "migrations apply cleanly to the copy; handing over to the supervisor")
+        # saved before asking: from now on only the supervisor writes this job
+        job.status = UpdateJob.Status.SWITCHING
+        job.save(update_fields=["status"])
+        ask_supervisor({"switch": {"job": job.pk, "release": str(release),
+                                   "version": job.to_version}})
+        return job.status
+    except (UpdateError, WorkerUnavailable, OSError, tarfile.TarError,
+            subprocess.SubprocessError) as error:
         job.log += f"{timezone.now():%H:%M:%S} FAILED: {error}\nThe running {job.from_version} "\
                    "keeps serving; nothing was switched.\n"
         job.status = UpdateJob.Status.FAILED
+        job.progress = 100
     job.finished = timezone.now()
     job.save()
     return job.status

@@ -18,12 +18,16 @@ class Revision(models.Model):
 
 
 class UpdateJob(models.Model):
-    """One software update, from upload to its end; the page polls it while it runs."""
+    """One software update, from upload to its end; the page polls it while it runs.
+
+    The supervisor writes progress, log, status and finished with plain SQL during the
+    switch-over (appliance/supervisor.py JobReport): keep those columns as they are."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
-        STAGED = "staged", "Staged"
+        SWITCHING = "switching", "Switching over"
+        COMPLETED = "completed", "Completed"
         FAILED = "failed", "Failed"
 
     created = models.DateTimeField(auto_now_add=True)
@@ -44,4 +48,4 @@ class UpdateJob(models.Model):
 
     @property
     def settled(self):
-        return self.status in (self.Status.STAGED, self.Status.FAILED)
+        return self.status in (self.Status.COMPLETED, self.Status.FAILED)

@@ -28,6 +28,14 @@ MAX_MEMBER = 50 * 1024 * 1024
 MAX_TOTAL = 500 * 1024 * 1024
 
 
+VERSION_FILE = "appliance/version.py"
+
+
+def version_file(version):
+    return (f'"""The running release\'s version (written by `make release`)."""\n\n'
+            f'__version__ = "{version}"\n').encode()
+
+
 class UpdateError(Exception):
     """The update is refused; the message says why. Nothing was changed."""
 
@@ -61,9 +69,11 @@ def make_key(private_path, public_path):
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
 
 
-def release_files(root):
-    """The files of a checkout, as git knows them."""
-    output = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True,
+def release_files(root, untracked=False):
+    """The files of a checkout, as git knows them (with `untracked`, also the new files git
+    does not ignore: tests build releases of a working tree that is not committed yet)."""
+    extra = ["--others", "--exclude-standard", "--cached"] if untracked else []
+    output = subprocess.run(["git", "ls-files", "-z", *extra], cwd=root, capture_output=True,
                             check=True).stdout
     return [name for name in output.decode().split("\0") if name]
 
@@ -75,6 +85,8 @@ def build_release(root, version, min_from, notes, private_key_pem, out_dir, file
     names = files if files is not None else release_files(root)
     contents = {f"release/{name}": (Path(root) / name).read_bytes() for name in names
                 if (Path(root) / name).is_file()}
+    # the release's code says its own version (System Overview, the next update's check)
+    contents[f"release/{VERSION_FILE}"] = version_file(version)
     manifest = {"version": version, "min_from": min_from, "notes": notes,
                 "files": {n: hashlib.sha256(d).hexdigest() for n, d in contents.items()}}
     buffer = io.BytesIO()

@@ -1,7 +1,9 @@
+import contextlib
 import os
 import shutil
 import socket
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -49,16 +51,40 @@ def lab():
 def appliance_stack():
     """The whole appliance, as `make demo` runs it, over a lab and a fresh data directory:
     Redis, gunicorn on HTTPS, the three workers (dataplane and checks in the lab's lb
-    namespace) and beat. Shared by the system tests; stopped and removed at the end."""
+    namespace), beat and the supervisor. Shared by the system tests; removed at the end."""
+    with running_stack(https_port=free_port(9443)) as stack:
+        yield stack
+
+
+@contextlib.contextmanager
+def running_stack(https_port=None, **lab_options):
+    """A stack of its own (lab, data directory, supervisor), removed when it ends."""
     needs_root()
     data_dir = Path(tempfile.mkdtemp(prefix="lbadmin-stack-"))
     try:
-        with Lab(unique_test_prefix()) as lab, Stack(data_dir, lab, https_port=free_port(9443),
-                                              listen_address="127.0.0.1") as stack:
+        with Lab(unique_test_prefix(), **lab_options) as lab, \
+                Stack(data_dir, lab, https_port=https_port or free_port(),
+                      listen_address="127.0.0.1") as stack:
             stack.wait_for_workers()
-            yield stack
+            with supervising(stack):
+                yield stack
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def supervising(stack):
+    """The stack's supervisor in a thread, as `make demo` runs it in its main thread."""
+    from appliance.supervisor import Supervisor
+
+    stop = threading.Event()
+    thread = threading.Thread(target=Supervisor(stack).run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 SUITE_ORDER = {"unit": 0, "netns": 1, "browser": 2}

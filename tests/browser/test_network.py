@@ -2,17 +2,13 @@
 Chromium, on a stack of its own over a lab whose load balancer starts with no addresses."""
 
 import re
-import shutil
 import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from appliance.lab import FLOATING_IP, LB_EXTERNAL_ADDRESS, Lab, unique_test_prefix
-from appliance.stack import Stack
-from tests.conftest import free_port, needs_root
+from appliance.lab import FLOATING_IP, LB_EXTERNAL_ADDRESS
+from tests.conftest import running_stack
 
 from .conftest import log_in
 
@@ -21,15 +17,8 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def bare_stack():
-    needs_root()
-    data_dir = Path(tempfile.mkdtemp(prefix="lbadmin-stack-"))
-    try:
-        with Lab(unique_test_prefix(), gateway=FLOATING_IP, lb_addresses=False) as lab, \
-                Stack(data_dir, lab, https_port=free_port(), listen_address="127.0.0.1") as stack:
-            stack.wait_for_workers()
-            yield stack
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with running_stack(gateway=FLOATING_IP, lb_addresses=False) as stack:
+        yield stack
 
 
 def lb_addresses(lab):

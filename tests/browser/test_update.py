@@ -1,43 +1,131 @@
-"""Offline Update in Chromium on the real stack: a signed release of this checkout is uploaded
-with its checksum and signature, verified, and installed by the maintenance worker as far as
-it is built (staged, migrations checked) while the page's progress bar follows it."""
+"""Software Update in Chromium, on a stack of its own: real signed releases of this working tree
+are uploaded, verified and installed; the supervisor switches the services over to them, or
+back when they fail."""
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
+from appliance.stack import release_version
 from maintenance import updates
+from tests import releases
+from tests.conftest import running_stack
 
 from .conftest import log_in
 
 pytestmark = pytest.mark.browser
-ROOT = Path(__file__).resolve().parents[2]
+SWITCH_TIMEOUT = 180_000  # ms: stop, migrate, start, check — twice when it switches back
 
 
-def test_offline_update_upload_verify_and_stage(page, webui, appliance_stack, tmp_path):
-    updates.make_key(tmp_path / "release.pem",
-                     appliance_stack.data_dir / "update-keys" / "test-release.pub")
-    archive = updates.build_release(ROOT, "9.0.0", "0.1.0", "Faster checks.",
-                                    (tmp_path / "release.pem").read_bytes(), tmp_path / "dist")
-    log_in(page, webui, appliance_stack.generated_password)
+@pytest.fixture(scope="module")
+def update_stack():
+    with running_stack() as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def key(update_stack, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("release-key")
+    updates.make_key(folder / "release.pem",
+                     update_stack.data_dir / "update-keys" / "test-release.pub")
+    return (folder / "release.pem").read_bytes()
+
+
+@pytest.fixture
+def admin(page, update_stack):
+    webui = f"https://127.0.0.1:{update_stack.https_port}"
+    log_in(page, webui, update_stack.generated_password)
+    return page, webui
+
+
+def upload(page, webui, archive, checksum=None):
     page.goto(f"{webui}/lbadmin/maintenance/software-update/")
     page.get_by_label("Archive").set_input_files(str(archive))
-    page.get_by_label("Checksum").set_input_files(f"{archive}.sha256")
+    page.get_by_label("Checksum").set_input_files(str(checksum or f"{archive}.sha256"))
     page.get_by_label("Signature").set_input_files(f"{archive}.sig")
     page.get_by_role("button", name="Upload and Verify").click()
+
+
+def install(page, expected_status):
+    expect(page.locator("#verified-update")).to_be_visible()
+    page.get_by_role("button", name="Install").click()
+    expect(page.locator("#update-status")).to_have_text(expected_status, timeout=SWITCH_TIMEOUT)
+    expect(page.locator("progress")).to_have_attribute("value", "100")
+
+
+def tables(stack):
+    with sqlite3.connect(stack.database) as db:
+        return {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+
+
+def test_a_release_whose_migration_fails_is_refused_before_anything_stops(
+        admin, update_stack, key, tmp_path):
+    page, webui = admin
+    archive = releases.build(tmp_path, "9.0.0", key, {
+        "clusters/migrations/0099_fails.py": releases.FAILING_MIGRATION})
+    upload(page, webui, archive)
+    install(page, "Failed")
+    expect(page.locator("#update-log")).to_contain_text("this migration fails on purpose")
+    expect(page.locator("#update-log")).to_contain_text("The running 0.1.0 keeps serving")
+    page.goto(f"{webui}/lbadmin/")
+    expect(page.locator("#version")).to_have_text("0.1.0")
+    assert update_stack.version == "0.1.0"
+
+
+def test_a_release_that_cannot_start_is_switched_back_with_its_database(
+        admin, update_stack, key, tmp_path):
+    page, webui = admin
+    web_pid = update_stack.processes["web"].pid
+    archive = releases.build(tmp_path, "9.0.0", key, {
+        "clusters/migrations/0099_update_probe.py": releases.PROBE_MIGRATION,
+        "appliance/wsgi.py": releases.BROKEN_WSGI})
+    upload(page, webui, archive)
+    install(page, "Failed")
+    log = page.locator("#update-log")
+    expect(log).to_contain_text("migrating it for 9.0.0")
+    expect(log).to_contain_text("FAILED: web exited")
+    expect(log).to_contain_text("switched back: 0.1.0 is serving again")
+    # the old release really serves again, on a database without the new release's table
+    assert update_stack.processes["web"].pid != web_pid
+    assert update_stack.version == "0.1.0" and update_stack.imported_version() == "0.1.0"
+    assert "update_probe" not in tables(update_stack)
+    assert not (update_stack.data_dir / "current").exists()
+    page.goto(f"{webui}/lbadmin/")
+    expect(page.locator("#version")).to_have_text("0.1.0")
+    expect(page.locator("#service-status")).to_contain_text("answering", timeout=30_000)
+
+
+def test_offline_update_switches_the_services_to_the_new_release(
+        admin, update_stack, key, tmp_path):
+    page, webui = admin
+    archive = releases.build(tmp_path, "9.0.0", key, {
+        "clusters/migrations/0099_update_probe.py": releases.PROBE_MIGRATION},
+        notes="Faster checks.")
+
+    # a wrong checksum is refused with its reason, before anything is stored
+    (tmp_path / "bad.sha256").write_text("0" * 64)
+    upload(page, webui, archive, tmp_path / "bad.sha256")
+    expect(page.locator("#field-archive")).to_contain_text("Refused: Wrong checksum")
+
+    upload(page, webui, archive)
     expect(page.locator("#verified-update")).to_contain_text("Verified: version 9.0.0")
     expect(page.locator("#verified-update")).to_contain_text("Faster checks.")
-    page.get_by_role("button", name="Install").click()
-    expect(page.locator("#update-status")).to_have_text("Staged", timeout=60_000)
-    expect(page.locator("progress")).to_have_attribute("value", "100")
-    expect(page.locator("#update-log")).to_contain_text("migrations apply cleanly")
+    install(page, "Completed")
+    expect(page.locator("#update-log")).to_contain_text("Update completed successfully")
 
-    # a wrong checksum is refused with its reason
+    assert update_stack.version == "9.0.0" and update_stack.imported_version() == "9.0.0"
+    assert release_version(update_stack.data_dir / "current") == "9.0.0"
+    assert "update_probe" in tables(update_stack)
+    page.goto(f"{webui}/lbadmin/")
+    expect(page.locator("#version")).to_have_text("9.0.0")
+    status = page.locator("#service-status")
+    for queue in ("dataplane", "checks", "maintenance"):
+        expect(status.locator(f"[data-service=queue-{queue}]")).to_contain_text("answering",
+                                                                       timeout=30_000)
     page.goto(f"{webui}/lbadmin/maintenance/software-update/")
-    (tmp_path / "bad.sha256").write_text("0" * 64)
-    page.get_by_label("Archive").set_input_files(str(archive))
-    page.get_by_label("Checksum").set_input_files(str(tmp_path / "bad.sha256"))
-    page.get_by_label("Signature").set_input_files(f"{archive}.sig")
-    page.get_by_role("button", name="Upload and Verify").click()
-    expect(page.locator("#field-archive")).to_contain_text("Refused: Wrong checksum")
+    history = page.locator("table.list")
+    expect(history).to_contain_text("9.0.0")
+    expect(history.locator("tr", has_text="Completed")).to_have_count(1)
+    assert Path(update_stack.code_dir).name == "9.0.0"

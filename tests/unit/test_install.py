@@ -1,29 +1,15 @@
-"""Installing a verified update as far as it is built: staging beside the running release
-and its migrations checked on a copy of the database."""
-
-import shutil
-from pathlib import Path
+"""Installing a verified update, the worker's part: stage beside the running release, check its
+packages and its migrations on a copy of the database, hand over to the supervisor. (The
+switch-over itself is proven on a real stack: tests/browser/test_update.py.)"""
 
 import pytest
 
 from appliance import __version__
 from maintenance import install, updates
 from maintenance.models import UpdateJob
+from tests import releases
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
-
-FAILING_MIGRATION = b'''from django.db import migrations
-
-
-def fail(apps, schema_editor):
-    raise RuntimeError("this migration fails on purpose")
-
-
-class Migration(migrations.Migration):
-    dependencies = [("clusters", "0003_floatingip")]
-    operations = [migrations.RunPython(fail)]
-'''
 
 
 @pytest.fixture(scope="module")
@@ -33,16 +19,13 @@ def key(tmp_path_factory):
     return (folder / "release.pem").read_bytes()
 
 
-def checkout_copy(tmp_path, extra=None):
-    names = updates.release_files(ROOT)
-    for name in names:
-        if (ROOT / name).is_file():
-            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, tmp_path / name)
-    for name, data in (extra or {}).items():
-        (tmp_path / name).write_bytes(data)
-        names.append(name)
-    return names
+@pytest.fixture
+def supervisor(monkeypatch):
+    """Stands in for the supervisor process: records what it is asked."""
+    asked = []
+    monkeypatch.setattr(install, "supervisor_state", lambda: {"services": {}})
+    monkeypatch.setattr(install, "ask_supervisor", asked.append)
+    return asked
 
 
 def job_for(archive, version):
@@ -50,29 +33,53 @@ def job_for(archive, version):
                                     to_version=version, archive=str(archive))
 
 
-def test_a_release_of_this_checkout_is_staged_and_its_migrations_checked(key, tmp_path):
-    names = checkout_copy(tmp_path / "src")
-    archive = updates.build_release(tmp_path / "src", "9.0.0", "0.1.0", "", key,
-                                    tmp_path / "dist", files=names)
+def test_a_release_is_staged_checked_and_handed_to_the_supervisor(key, tmp_path, supervisor):
+    archive = releases.build(tmp_path, "9.0.0", key)
     job = job_for(archive, "9.0.0")
-    assert install.run_job(job.pk) == UpdateJob.Status.STAGED
+    assert install.run_job(job.pk) == UpdateJob.Status.SWITCHING
     job.refresh_from_db()
-    assert job.progress == 100 and "migrations apply cleanly" in job.log
-    assert (install.releases_dir() / "9.0.0" / "manage.py").is_file()
+    assert job.progress == 50 and "migrations apply cleanly" in job.log
+    release = install.releases_dir() / "9.0.0"
+    assert supervisor == [{"switch": {"job": job.pk, "release": str(release),
+                                      "version": "9.0.0"}}]
+    assert (release / "manage.py").is_file()
+    # the staged code says its own version
+    assert '__version__ = "9.0.0"' in (release / "appliance" / "version.py").read_text()
 
 
-def test_a_release_whose_migration_fails_is_refused_and_the_database_untouched(key, tmp_path):
+def test_a_release_whose_migration_fails_is_refused_and_the_database_untouched(
+        key, tmp_path, supervisor):
     from django.db import connection
 
-    names = checkout_copy(tmp_path / "src", {
-        "clusters/migrations/0099_fails.py": FAILING_MIGRATION})
-    archive = updates.build_release(tmp_path / "src", "9.0.1", "0.1.0", "", key,
-                                    tmp_path / "dist", files=names)
+    archive = releases.build(tmp_path, "9.0.1", key, {
+        "clusters/migrations/0099_fails.py": releases.FAILING_MIGRATION})
     job = job_for(archive, "9.0.1")
     assert install.run_job(job.pk) == UpdateJob.Status.FAILED
     job.refresh_from_db()
     assert "this migration fails on purpose" in job.log
     assert "keeps serving" in job.log
+    assert supervisor == []
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM django_migrations WHERE name = '0099_fails'")
         assert cursor.fetchone()[0] == 0
+
+
+def test_a_release_needing_other_packages_is_refused_naming_them(key, tmp_path, supervisor):
+    pyproject = (releases.ROOT / "pyproject.toml").read_text().replace(
+        '"defusedxml==0.7.1",', '"defusedxml==0.7.1", "left-pad==1.0",')
+    archive = releases.build(tmp_path, "9.0.2", key, {"pyproject.toml": pyproject.encode()})
+    job = job_for(archive, "9.0.2")
+    assert install.run_job(job.pk) == UpdateJob.Status.FAILED
+    job.refresh_from_db()
+    assert "needs Python packages this appliance does not have: left-pad==1.0" in job.log
+    assert supervisor == []
+
+
+def test_without_a_supervisor_nothing_is_staged(key, tmp_path, monkeypatch):
+    monkeypatch.setattr(install, "supervisor_state", lambda: None)
+    archive = releases.build(tmp_path, "9.0.3", key)
+    job = job_for(archive, "9.0.3")
+    assert install.run_job(job.pk) == UpdateJob.Status.FAILED
+    job.refresh_from_db()
+    assert "no supervisor is running" in job.log
+    assert not (install.releases_dir() / "9.0.3").exists()

@@ -1,0 +1,49 @@
+"""Real update archives of this working tree, for the update tests."""
+
+import shutil
+from pathlib import Path
+
+from maintenance import updates
+
+ROOT = Path(__file__).resolve().parents[1]
+
+FAILING_MIGRATION = b'''from django.db import migrations
+
+
+def fail(apps, schema_editor):
+    raise RuntimeError("this migration fails on purpose")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("clusters", "0003_floatingip")]
+    operations = [migrations.RunPython(fail)]
+'''
+
+# A migration that works: the table it makes shows whether a switch-back restored the database.
+PROBE_MIGRATION = b'''from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("clusters", "0003_floatingip")]
+    operations = [migrations.RunSQL("CREATE TABLE update_probe (id integer)")]
+'''
+
+# A WebUI that cannot start: gunicorn exits when the application fails to import.
+BROKEN_WSGI = b'raise RuntimeError("this release cannot start its WebUI, on purpose")\n'
+
+
+def build(tmp_path, version, key_pem, changes=None, notes="", min_from="0.1.0"):
+    """Copy the working tree (committed or not, minus what git ignores), apply `changes`
+    ({path: bytes}), and build a signed release of it; returns the archive's path."""
+    source = Path(tmp_path) / f"src-{version}"
+    names = updates.release_files(ROOT, untracked=True)
+    for name in names:
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+    for name, data in (changes or {}).items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_bytes(data)
+        names.append(name)
+    return updates.build_release(source, version, min_from, notes, key_pem,
+                                 Path(tmp_path) / "dist", files=sorted(set(names)))
