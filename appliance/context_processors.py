@@ -1,6 +1,9 @@
 import socket
 
+from maintenance.restarts import restart_needed
+
 from . import __version__, navigation, services
+from .runtime import supervisor_state
 
 
 def appliance(request):
@@ -12,4 +15,5 @@ def appliance(request):
         "lbadmin_version": __version__,
         "lbadmin_hostname": socket.gethostname(),
         "ask_setup_wizard": services.should_ask_setup_wizard(request.user),
+        "restart_needed": restart_needed(supervisor_state()),
     }

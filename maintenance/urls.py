@@ -9,9 +9,11 @@ maintenance_patterns = [
     path("software-update/", views.software_update, name="software-update"),
     path("software-update/<int:pk>/start/", views.start_update, name="update-start"),
     path("software-update/<int:pk>/", views.update_job, name="update-job"),
+    path("restart-services/", views.restart_services, name="restart-services"),
+    path("restart-services/<str:name>/restart/", views.restart_service, name="restart-service"),
     path("backup-restore/", views.backup_restore, name="backup-restore"),
     path("backup-restore/history/", views.history, name="history"),
     path("backup-restore/history/<int:pk>/roll-back/", views.roll_back, name="roll-back"),
 ] + not_built_urls("maintenance",
                                                 built=("passwords", "backup-restore",
-                                                       "software-update"))
+                                                       "software-update", "restart-services"))

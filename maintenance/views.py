@@ -9,9 +9,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from appliance import __version__
+from appliance.runtime import supervisor_state
 from appliance.services import WorkerUnavailable, record_audit, send_task
 
-from . import backup, updates
+from . import backup, restarts, updates
 from .models import Revision, UpdateJob
 from .revisions import diff as revisions_diff
 from .tasks import install_update
@@ -158,3 +159,34 @@ def update_job(request, pk):
     if request.htmx and job.settled:
         response.status_code = 286
     return response
+
+
+def restart_services(request):
+    """Maintenance > Restart Services: each service's state from the supervisor, and a
+    restart button each; the table refreshes itself (htmx) while restarts happen."""
+    state = supervisor_state()
+    context = {"page_title": "Restart Services", "state": state,
+               "rows": restarts.service_rows(state)}
+    if request.htmx:
+        return render(request, "maintenance/restart_services_table.html", context)
+    return render(request, "maintenance/restart_services.html", context)
+
+
+@require_POST
+def restart_service(request, name):
+    """Restart one service, or (name "needed") every service the banner names."""
+    if name == "needed":
+        names = [row.name for row in restarts.restart_needed(supervisor_state())]
+    else:
+        names = [name]
+    try:
+        restarts.request_restart(names, request.user)
+    except ValueError as unknown:
+        messages.error(request, str(unknown))
+    except WorkerUnavailable as problem:
+        messages.error(request, f"Nothing was restarted: {problem}")
+    else:
+        if names:
+            messages.success(request, f"Restart requested: {', '.join(names)}. The table "
+                                      "below shows when each is back.")
+    return redirect("maintenance:restart-services")

@@ -83,3 +83,19 @@ def test_without_a_supervisor_nothing_is_staged(key, tmp_path, monkeypatch):
     job.refresh_from_db()
     assert "no supervisor is running" in job.log
     assert not (install.releases_dir() / "9.0.3").exists()
+
+
+def test_restart_needed_names_dead_stopped_and_outdated_services():
+    from maintenance import restarts
+
+    running = {"pid": 10, "running": True, "version": "9.0.0"}
+    state = {"version": "9.0.0", "services": {
+        "redis": running, "web": {**running, "version": "0.1.0"},
+        "worker-dataplane": running, "worker-checks": {"pid": None},
+        "worker-maintenance": running, "beat": {"pid": 12, "running": False, "exit_code": -9}}}
+    assert {row.name: row.restart_reason for row in restarts.restart_needed(state)} == {
+        "web": "runs 0.1.0, the installed release is 9.0.0",
+        "worker-checks": "not running", "beat": "exited with code -9"}
+    assert restarts.restart_needed(None) == []
+    with pytest.raises(ValueError, match="no service named nginx"):
+        restarts.request_restart(["nginx"], user=None)
