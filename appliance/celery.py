@@ -46,6 +46,10 @@ app.conf.update(
                                "options": {"expires": 2.0}},
         "scheduled-backup": {"task": "maintenance.tasks.scheduled_backup",
                              "schedule": crontab(hour=3, minute=17)},
+        # Online Update: does the update server offer a newer release? (off: Physical –
+        # Advanced Configuration)
+        "check-for-update": {"task": "maintenance.tasks.check_for_update",
+                             "schedule": crontab(hour=4, minute=41)},
         # health checks: takes the due ones and sends each to the checks worker
         "dispatch-checks": {"task": "healthchecks.tasks.dispatch", "schedule": 1.0,
                             "options": {"expires": 1.0}},

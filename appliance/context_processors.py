@@ -1,5 +1,6 @@
 import socket
 
+from maintenance.online import offered
 from maintenance.restarts import restart_needed
 
 from . import __version__, navigation, services
@@ -16,4 +17,5 @@ def appliance(request):
         "lbadmin_hostname": socket.gethostname(),
         "ask_setup_wizard": services.should_ask_setup_wizard(request.user),
         "restart_needed": restart_needed(supervisor_state()),
+        "update_offered": offered(),
     }

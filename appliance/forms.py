@@ -222,3 +222,30 @@ class FloatingIPForm(forms.Form):
                 raise ValidationError(f"{address} is the network or broadcast address of "
                                       f"{network}.")
         return address
+
+
+class OnlineUpdateForm(forms.ModelForm):
+    """Physical – Advanced Configuration › Online Update."""
+
+    class Meta:
+        from maintenance.models import OnlineUpdate
+
+        model = OnlineUpdate
+        fields = ["enabled", "server_url"]
+        help_texts = {
+            "enabled": "Once a day, ask the update server whether a newer release exists; "
+                       "every page then says so.",
+            "server_url": "Any plain HTTP(S) server holding latest.json and the files of "
+                          "`make release`, e.g. https://updates.example.org/lbadmin/",
+        }
+
+    def clean_server_url(self):
+        from django.core.validators import URLValidator
+
+        url = self.cleaned_data["server_url"].strip()
+        if url:
+            URLValidator(schemes=["http", "https"],
+                         message="Enter an http:// or https:// address.")(url)
+        elif self.cleaned_data.get("enabled"):
+            raise ValidationError("Enter the update server's address, or switch the check off.")
+        return url

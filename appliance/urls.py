@@ -19,7 +19,8 @@ local_patterns = [
          name="network-confirm-wait"),
     path("routing/", views_network.routing, name="routing"),
     path("hostname-dns/", views_network.hostname_dns, name="hostname-dns"),
-] + not_built_urls("local", built=("interfaces", "routing", "hostname-dns"))
+    path("advanced/", views.advanced_configuration, name="advanced"),
+] + not_built_urls("local", built=("interfaces", "routing", "hostname-dns", "advanced"))
 
 lbadmin_patterns = [
     path("login/", auth_views.LoginView.as_view(

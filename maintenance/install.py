@@ -21,6 +21,7 @@ from django.utils import timezone
 from appliance.runtime import supervisor_state
 from appliance.services import WorkerUnavailable, ask_supervisor
 
+from . import online
 from .models import UpdateJob
 from .updates import UpdateError
 
@@ -97,6 +98,11 @@ def run_job(job_id):
         if supervisor_state() is None:
             raise UpdateError("no supervisor is running to restart the services (it is the "
                               "process that started them: `make demo`)")
+        if job.source_url:
+            _step(job, 5, f"downloading {job.source_url} with its checksum and signature")
+            job.archive = str(online.download(job.source_url, job.to_version))
+            job.save(update_fields=["archive"])
+            _step(job, 8, "downloaded; checksum, signature, manifest and version verified")
         _step(job, 10, f"staging {job.to_version} beside the running {job.from_version}")
         release = stage(job.archive, job.to_version)
         _step(job, 30, f"staged in {release}; checking its packages and its migrations on a "

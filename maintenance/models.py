@@ -36,6 +36,7 @@ class UpdateJob(models.Model):
     from_version = models.CharField(max_length=32)
     to_version = models.CharField(max_length=32)
     archive = models.CharField(max_length=500)  # the verified upload, in the data directory
+    source_url = models.CharField(max_length=300, blank=True)  # online: where it comes from
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0)  # percent
     log = models.TextField(blank=True)
@@ -49,3 +50,24 @@ class UpdateJob(models.Model):
     @property
     def settled(self):
         return self.status in (self.Status.COMPLETED, self.Status.FAILED)
+
+
+class OnlineUpdate(models.Model):
+    """Physical – Advanced Configuration's online update settings (one row), and what the
+    last check of the update server found."""
+
+    enabled = models.BooleanField("Online Update check", default=True)
+    server_url = models.CharField("Update Server URL", max_length=300, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    check_error = models.CharField(max_length=500, blank=True)
+    # the newest release the server offers, when it is newer than the running one
+    available_version = models.CharField(max_length=32, blank=True)
+    available_notes = models.TextField(blank=True)
+    available_archive = models.CharField(max_length=300, blank=True)  # its URL
+
+    def __str__(self):
+        return f"online update from {self.server_url or 'nowhere'}"
+
+    @classmethod
+    def load(cls):
+        return cls.objects.get_or_create(pk=1)[0]

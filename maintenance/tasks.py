@@ -27,3 +27,11 @@ def install_update(job_id):
     from .install import run_job
 
     return run_job(job_id)
+
+
+@shared_task(ignore_result=True)
+def check_for_update():
+    """Daily (beat), and when the settings are saved: ask the update server what it offers."""
+    from .online import check
+
+    return check().available_version

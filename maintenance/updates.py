@@ -103,6 +103,10 @@ def build_release(root, version, min_from, notes, private_key_pem, out_dir, file
     path.write_bytes(data)
     Path(f"{path}.sha256").write_text(f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
     Path(f"{path}.sig").write_bytes(base64.b64encode(key.sign(data)) + b"\n")
+    # what an update server offers (maintenance/online.py): serve out_dir as it is
+    (out_dir / "latest.json").write_text(json.dumps(
+        {"version": version, "min_from": min_from, "notes": notes, "archive": path.name},
+        indent=1) + "\n")
     return path
 
 

@@ -12,8 +12,8 @@ from appliance import __version__
 from appliance.runtime import supervisor_state
 from appliance.services import WorkerUnavailable, record_audit, send_task
 
-from . import backup, restarts, updates
-from .models import Revision, UpdateJob
+from . import backup, online, restarts, updates
+from .models import OnlineUpdate, Revision, UpdateJob
 from .revisions import diff as revisions_diff
 from .tasks import install_update
 
@@ -135,19 +135,55 @@ def software_update(request):
     return render(request, "maintenance/software_update.html", {
         "page_title": "Software Update", "form": form, "verified": verified,
         "job": job if verified else None, "running": __version__,
+        "online": OnlineUpdate.load(), "offered": online.offered(),
         "history": UpdateJob.objects.exclude(status=UpdateJob.Status.QUEUED)[:20]})
 
 
 @require_POST
 def start_update(request, pk):
     job = get_object_or_404(UpdateJob, pk=pk, status=UpdateJob.Status.QUEUED)
+    return _install(request, job)
+
+
+def _install(request, job):
     record_audit(request.user, f"started the update to {job.to_version}")
     try:
         send_task(install_update, job.pk)
     except WorkerUnavailable as problem:
+        job.status, job.log = UpdateJob.Status.FAILED, f"Not started: {problem}\n"
+        job.save(update_fields=["status", "log"])
         messages.error(request, f"The maintenance worker cannot be reached: {problem}")
         return redirect("maintenance:software-update")
     return redirect("maintenance:update-job", pk=job.pk)
+
+
+@require_POST
+def check_online(request):
+    """Online Update › Check now (the daily check does the same)."""
+    checked = online.check()
+    if not (checked.enabled and checked.server_url):
+        messages.error(request, "The online update check is off or has no update server: "
+                                "set it under Physical – Advanced Configuration.")
+    elif checked.check_error:
+        messages.error(request, f"The update server did not answer: {checked.check_error}")
+    else:
+        messages.success(request, f"Checked: {checked.available_version or 'no newer release'}"
+                                  f"{' is available' if checked.available_version else ''}.")
+    return redirect("maintenance:software-update")
+
+
+@require_POST
+def install_online(request):
+    """Online Update › Download and Install: through the same verification and install as an
+    uploaded archive (the worker downloads, verifies, stages, checks, hands over)."""
+    offer = online.offered()
+    if offer is None:
+        messages.error(request, "No newer release is on offer; check again.")
+        return redirect("maintenance:software-update")
+    job = UpdateJob.objects.create(user=request.user.get_username(), from_version=__version__,
+                                   to_version=offer.available_version, archive="",
+                                   source_url=offer.available_archive)
+    return _install(request, job)
 
 
 def update_job(request, pk):

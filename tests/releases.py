@@ -1,6 +1,10 @@
 """Real update archives of this working tree, for the update tests."""
 
+import contextlib
+import functools
+import http.server
 import shutil
+import threading
 from pathlib import Path
 
 from maintenance import updates
@@ -47,3 +51,18 @@ def build(tmp_path, version, key_pem, changes=None, notes="", min_from="0.1.0"):
         names.append(name)
     return updates.build_release(source, version, min_from, notes, key_pem,
                                  Path(tmp_path) / "dist", files=sorted(set(names)))
+
+
+@contextlib.contextmanager
+def update_server(directory):
+    """A plain HTTP update server on loopback serving `directory`; yields its base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -2,6 +2,7 @@
 are uploaded, verified and installed; the supervisor switches the services over to them, or
 back when they fail."""
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -129,3 +130,37 @@ def test_offline_update_switches_the_services_to_the_new_release(
     expect(history).to_contain_text("9.0.0")
     expect(history.locator("tr", has_text="Completed")).to_have_count(1)
     assert Path(update_stack.code_dir).name == "9.0.0"
+
+
+def test_online_update_is_announced_on_every_page_and_installs(admin, update_stack, key,
+                                                              tmp_path):
+    page, webui = admin
+    releases.build(tmp_path, "9.1.0", key, notes="Online: the DICOM check is quicker.")
+    with releases.update_server(tmp_path / "dist") as url:
+        menu = page.get_by_role("navigation", name="Main menu")
+        menu.get_by_role("link", name="Local Configuration", exact=True).click()
+        menu.get_by_role("link", name="Physical – Advanced Configuration").click()
+        expect(page.get_by_label("Online Update check")).to_be_checked()
+        page.get_by_label("Update Server URL").fill("ftp://nowhere/")
+        page.get_by_role("button", name="Update").click()
+        expect(page.locator("#field-server_url")).to_contain_text("http:// or https://")
+        page.get_by_label("Update Server URL").fill(url)
+        page.get_by_role("button", name="Update").click()
+        expect(page.locator(".message")).to_contain_text("Advanced configuration saved.")
+
+        banner = page.locator("#update-available")
+        expect(banner).to_have_text(re.compile(
+            r"Information: Update 9\.1\.0 is now available for this appliance\."))
+        menu.get_by_role("link", name="Cluster Configuration", exact=True).click()
+        expect(banner).to_contain_text("Update 9.1.0 is now available")  # every page
+        banner.get_by_role("link", name="Online Update").click()
+        expect(page.locator("#release-notes")).to_have_text(
+            "Online: the DICOM check is quicker.")
+        page.get_by_role("button", name="Download and Install").click()
+        expect(page.locator("#update-status")).to_have_text("Completed",
+                                                            timeout=SWITCH_TIMEOUT)
+    expect(page.locator("#update-log")).to_contain_text("downloading " + url)
+    assert update_stack.version == "9.1.0" and update_stack.imported_version() == "9.1.0"
+    page.goto(f"{webui}/lbadmin/")
+    expect(page.locator("#version")).to_have_text("9.1.0")
+    expect(page.locator("#update-available")).to_have_count(0)

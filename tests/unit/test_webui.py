@@ -215,3 +215,11 @@ def test_password_guessing_from_one_address_is_stopped(client, user):
     response = other.post(reverse("login"), {"username": "loadbalancer",
                                              "password": "a-Long-test-pass"})
     assert response.status_code == 302  # another address is not blocked
+
+
+def test_every_model_change_has_its_migration():
+    """A release's migrations are what an update runs: a model changed without one would
+    leave an updated appliance's database behind its code."""
+    from django.core.management import call_command
+
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)

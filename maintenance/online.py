@@ -1,0 +1,115 @@
+"""Online Update: ask the update server what it offers, and download it.
+
+The update server is any plain HTTP(S) server holding the files `make release` writes:
+    latest.json                  {"version", "min_from", "notes", "archive": "<file name>"}
+    lbadmin-<version>.tar.gz     and its .sha256 and .sig beside it
+A download is verified exactly as an uploaded archive is (updates.verify) before anything is
+changed.
+"""
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from django.conf import settings
+from django.utils import timezone
+
+from appliance import __version__
+
+from . import updates
+from .models import OnlineUpdate
+from .updates import UpdateError
+
+MANIFEST_NAME = "latest.json"
+MAX_MANIFEST = 64 * 1024
+TIMEOUT = 30  # seconds per request
+
+
+def fetch(url, limit):
+    """The body at `url` (http or https only), refused beyond `limit` bytes."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise UpdateError(f"{url} is not an http:// or https:// address.")
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:  # noqa: S310 - scheme checked
+            data = response.read(limit + 1)
+    except urllib.error.HTTPError as error:
+        raise UpdateError(f"{url} answered {error.code} {error.reason}.") from None
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", None) or error
+        raise UpdateError(f"{url} cannot be fetched ({reason}).") from None
+    if len(data) > limit:
+        raise UpdateError(f"{url} is larger than {limit} bytes.")
+    return data
+
+
+def _base(server_url):
+    return server_url if server_url.endswith("/") else server_url + "/"
+
+
+def read_offer(server_url):
+    """The update server's latest.json, checked: (version, notes, archive URL)."""
+    url = urllib.parse.urljoin(_base(server_url), MANIFEST_NAME)
+    try:
+        offer = json.loads(fetch(url, MAX_MANIFEST))
+        version, notes, archive = offer["version"], offer.get("notes", ""), offer["archive"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        raise UpdateError(f"{url} is not an update manifest (version, notes, archive).") \
+            from None
+    updates.version_tuple(version)
+    if not isinstance(archive, str) or "/" in archive or archive.startswith(".") or \
+            not archive.endswith(".tar.gz"):
+        raise UpdateError(f"{url} names an archive that is not a plain .tar.gz file name.")
+    return version, str(notes), urllib.parse.urljoin(_base(server_url), archive)
+
+
+def check(online=None, running=__version__):
+    """Ask the update server (when the check is on and a server is set); remember a newer
+    release, or the reason the check failed. Returns the OnlineUpdate row."""
+    online = online or OnlineUpdate.load()
+    if not (online.enabled and online.server_url):
+        return online
+    try:
+        version, notes, archive = read_offer(online.server_url)
+    except UpdateError as problem:
+        online.check_error = str(problem)[:500]
+    else:
+        online.check_error = ""
+        newer = updates.version_tuple(version) > updates.version_tuple(running)
+        online.available_version = version if newer else ""
+        online.available_notes = notes if newer else ""
+        online.available_archive = archive if newer else ""
+    online.checked_at = timezone.now()
+    online.save()
+    return online
+
+
+def download(archive_url, expected_version, running=__version__):
+    """Download the archive, its checksum and signature, verify them as an upload is, and
+    store the archive in the upload directory; returns its path."""
+    archive = fetch(archive_url, updates.MAX_ARCHIVE)
+    checksum = fetch(archive_url + ".sha256", 4096)
+    signature = fetch(archive_url + ".sig", 4096)
+    manifest = updates.verify(archive, checksum, signature,
+                              updates.trusted_keys(settings.DATA_DIR / "update-keys"), running)
+    if manifest.version != expected_version:
+        raise UpdateError(f"The server offered {expected_version} but the archive is "
+                          f"{manifest.version}.")
+    stored = settings.UPLOAD_DIR / f"lbadmin-{manifest.version}.tar.gz"
+    stored.write_bytes(archive)
+    return stored
+
+
+def offered(running=__version__):
+    """The release the banner announces: newer than the running one, or None."""
+    online = OnlineUpdate.objects.filter(pk=1).only(
+        "available_version", "available_archive").first()
+    if online and online.available_version:
+        try:
+            if updates.version_tuple(online.available_version) > \
+                    updates.version_tuple(running):
+                return online
+        except UpdateError:
+            return None
+    return None

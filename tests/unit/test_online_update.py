@@ -1,0 +1,138 @@
+"""Online Update against a real HTTP server on loopback holding what `make release` wrote."""
+
+import json
+
+import pytest
+
+from appliance.forms import OnlineUpdateForm
+from maintenance import install, online, updates
+from maintenance.models import OnlineUpdate, UpdateJob
+from tests import releases
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def update_server(tmp_path):
+    """Serves tmp_path/served over HTTP on 127.0.0.1; yields (base URL, that folder)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    with releases.update_server(served) as url:
+        yield url, served
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("keys")
+    updates.make_key(folder / "release.pem", folder / "release.pub")
+    return (folder / "release.pem").read_bytes()
+
+
+@pytest.fixture
+def trusted(key, settings, tmp_path):
+    keys = settings.DATA_DIR / "update-keys"
+    keys.mkdir(parents=True, exist_ok=True)
+    public = keys / "online-test.pub"
+    from cryptography.hazmat.primitives import serialization
+
+    private = serialization.load_pem_private_key(key, password=None)
+    public.write_bytes(private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    yield
+    public.unlink()
+
+
+def configure(url, enabled=True):
+    row = OnlineUpdate.load()
+    row.enabled, row.server_url = enabled, url
+    row.save()
+    return row
+
+
+def test_a_newer_release_on_the_server_is_offered_with_its_notes(update_server, key, tmp_path):
+    url, dist = update_server
+    releases.build(tmp_path, "9.1.0", key, notes="Faster checks.")
+    for name in ("latest.json", "lbadmin-9.1.0.tar.gz"):
+        (dist / name).write_bytes((tmp_path / "dist" / name).read_bytes())
+    checked = online.check(configure(url.rstrip("/")))  # with or without the trailing /
+    assert checked.check_error == ""
+    assert checked.available_version == "9.1.0"
+    assert checked.available_notes == "Faster checks."
+    assert checked.available_archive == f"{url}lbadmin-9.1.0.tar.gz"
+    assert online.offered().available_version == "9.1.0"
+    # the running release is not older: nothing offered
+    assert online.check(running="9.1.0").available_version == ""
+    assert online.offered() is None
+
+
+def test_a_check_that_fails_says_why_and_offers_nothing(update_server):
+    url, dist = update_server
+    assert "answered 404" in online.check(configure(url)).check_error
+    (dist / "latest.json").write_text("<html>not json</html>")
+    assert "is not an update manifest" in online.check().check_error
+    (dist / "latest.json").write_text(json.dumps(
+        {"version": "9.1.0", "notes": "", "archive": "../../etc/passwd.tar.gz"}))
+    assert "not a plain .tar.gz file name" in online.check().check_error
+    (dist / "latest.json").write_text(json.dumps(
+        {"version": "nine", "notes": "", "archive": "a.tar.gz"}))
+    assert "is not a version" in online.check().check_error
+    (dist / "latest.json").write_bytes(b"x" * (online.MAX_MANIFEST + 1))
+    assert "is larger than" in online.check().check_error
+    closed = url.rsplit(":", 1)[0] + ":9/"  # discard port: nothing listens on loopback
+    assert "cannot be fetched" in online.check(configure(closed)).check_error
+    assert online.offered() is None
+
+
+def test_a_switched_off_check_asks_nobody(update_server):
+    url, dist = update_server
+    checked = online.check(configure(url, enabled=False))
+    assert checked.checked_at is None and checked.check_error == ""
+
+
+def test_download_verifies_as_an_upload_is_verified(update_server, key, tmp_path, trusted):
+    url, dist = update_server
+    archive = releases.build(tmp_path, "9.1.0", key)
+    for suffix in ("", ".sha256", ".sig"):
+        (dist / f"{archive.name}{suffix}").write_bytes(
+            (tmp_path / "dist" / f"{archive.name}{suffix}").read_bytes())
+    stored = online.download(f"{url}{archive.name}", "9.1.0")
+    assert stored.read_bytes() == archive.read_bytes()
+    with pytest.raises(updates.UpdateError, match="the archive is 9.1.0"):
+        online.download(f"{url}{archive.name}", "9.2.0")
+    (dist / archive.name).write_bytes(archive.read_bytes()[:-100])  # tampered on the server
+    with pytest.raises(updates.UpdateError, match="Wrong checksum"):
+        online.download(f"{url}{archive.name}", "9.1.0")
+
+
+def test_an_online_job_downloads_then_installs_through_the_same_path(
+        update_server, key, tmp_path, trusted, monkeypatch):
+    url, dist = update_server
+    archive = releases.build(tmp_path, "9.1.0", key)
+    for suffix in ("", ".sha256", ".sig"):
+        (dist / f"{archive.name}{suffix}").write_bytes(
+            (tmp_path / "dist" / f"{archive.name}{suffix}").read_bytes())
+    asked = []
+    monkeypatch.setattr(install, "supervisor_state", lambda: {"services": {}})
+    monkeypatch.setattr(install, "ask_supervisor", asked.append)
+    job = UpdateJob.objects.create(user="tester", from_version="0.1.0", to_version="9.1.0",
+                                   archive="", source_url=f"{url}{archive.name}")
+    assert install.run_job(job.pk) == UpdateJob.Status.SWITCHING
+    job.refresh_from_db()
+    assert "checksum, signature, manifest and version verified" in job.log
+    assert asked and asked[0]["switch"]["version"] == "9.1.0"
+
+
+@pytest.mark.parametrize(("data", "error"), [
+    ({"enabled": "on", "server_url": ""}, "Enter the update server's address"),
+    ({"enabled": "on", "server_url": "ftp://updates.example.org/"}, "http:// or https://"),
+    ({"enabled": "on", "server_url": "updates"}, "http:// or https://"),
+])
+def test_the_settings_refuse_what_cannot_be_asked(data, error):
+    form = OnlineUpdateForm(data, instance=OnlineUpdate.load())
+    assert not form.is_valid()
+    assert error in form.errors["server_url"][0]
+
+
+def test_the_check_can_be_switched_off_without_a_server():
+    form = OnlineUpdateForm({"server_url": ""}, instance=OnlineUpdate.load())
+    assert form.is_valid(), form.errors
