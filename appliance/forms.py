@@ -243,9 +243,7 @@ class OnlineUpdateForm(forms.ModelForm):
         from django.core.validators import URLValidator
 
         url = self.cleaned_data["server_url"].strip()
-        if url:
+        if url:  # none: the check is on but has nobody to ask (the pages say so)
             URLValidator(schemes=["http", "https"],
                          message="Enter an http:// or https:// address.")(url)
-        elif self.cleaned_data.get("enabled"):
-            raise ValidationError("Enter the update server's address, or switch the check off.")
         return url

@@ -20,7 +20,7 @@ from django.db import transaction
 
 from appliance import __version__
 
-SCHEMA = "1"
+SCHEMA = "2"
 MAX_BYTES = 10 * 1024 * 1024
 ENCRYPTED_MAGIC = b"LBADMIN-ENCRYPTED-BACKUP 1\n"
 
@@ -42,6 +42,16 @@ class BackupError(Exception):
     """The file cannot be restored; the message says why, in words."""
 
 
+def _schema_1_to_2(root):
+    """Schema 2 added <online-update>. A schema-1 file has none: restoring it keeps this
+    appliance's own online update settings."""
+    root.set("schema", "2")
+
+
+# Each older schema this appliance reads, and how it becomes the next one.
+UPGRADES = {"1": _schema_1_to_2}
+
+
 def _text(value):
     return "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
@@ -50,6 +60,8 @@ def export_xml():
     from appliance.models import NetworkConfiguration
     from clusters.models import FloatingIP, VirtualService
     from healthchecks.models import HealthCheckScript
+
+    from .models import OnlineUpdate
 
     root = ET.Element("lbadmin-backup", schema=SCHEMA, version=__version__,
                       created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
@@ -66,6 +78,9 @@ def export_xml():
         ET.SubElement(net, "route", destination=route["destination"], gateway=route["gateway"])
     for server in network.dns:
         ET.SubElement(net, "dns").text = server
+    online = OnlineUpdate.load()
+    ET.SubElement(root, "online-update", {"enabled": _text(online.enabled),
+                                          "server-url": online.server_url})
     for floating in FloatingIP.objects.all():
         ET.SubElement(root, "floating-ip", address=floating.address)
     for script in HealthCheckScript.objects.all():
@@ -145,16 +160,28 @@ def parse(data):
         raise BackupError(f"Not a readable XML file: {error}.") from None
     if root.tag != "lbadmin-backup":
         raise BackupError(f"Not an lbadmin backup (the root element is <{root.tag}>).")
-    schema = root.attrib.get("schema")
+    schema = converted_from = root.attrib.get("schema")
+    while schema in UPGRADES:
+        UPGRADES[schema](root)
+        schema = root.attrib["schema"]
     if schema != SCHEMA:
-        raise BackupError(f"This backup has schema version {schema!r}; this appliance reads "
-                          f"version {SCHEMA} only.")
-    _children(root, {"network", "floating-ip", "health-check-script", "virtual-service"},
-              "the backup")
-    result = {"network": None, "floating_ips": [], "scripts": [], "services": []}
+        newer = (schema or "").isdigit() and int(schema) > int(SCHEMA)
+        raise BackupError(f"This backup has schema version {schema!r}"
+                          f"{', made by a newer lbadmin' if newer else ''}; this appliance "
+                          f"reads versions {', '.join([*UPGRADES, SCHEMA])}.")
+    _children(root, {"network", "online-update", "floating-ip", "health-check-script",
+                     "virtual-service"}, "the backup")
+    result = {"network": None, "online_update": None, "floating_ips": [], "scripts": [],
+              "services": [], "converted_from": converted_from if converted_from != SCHEMA
+              else None}
     for element in root:
         where = f"<{element.tag}>"
-        if element.tag == "network":
+        if element.tag == "online-update":
+            _children(element, set(), where)
+            values = _attributes(element, ("enabled", "server-url"), where)
+            result["online_update"] = {"enabled": values["enabled"] == "true",
+                                       "server_url": values["server-url"]}
+        elif element.tag == "network":
             _children(element, {"interface", "vlan", "route", "dns"}, where)
             values = _attributes(element, ("hostname", "gateway4", "gateway6"), where)
             interfaces = {}
@@ -251,6 +278,8 @@ def restore(parsed, user):
             server = RealServer(service=service, **server_values)
             _check(server, f"real server “{server_values['label']}” of “{values['label']}”")
             server.save()
+    if parsed["online_update"]:
+        _restore_online_update(parsed["online_update"])
     if parsed["network"]:
         _check_network(parsed["network"])
         network = NetworkConfiguration.load()
@@ -260,6 +289,19 @@ def restore(parsed, user):
     ConfigGeneration.bump()
     record_change(user, f"restored a backup ({len(parsed['services'])} virtual services)")
     transaction.on_commit(_apply_everything, robust=True)
+
+
+def _restore_online_update(values):
+    from appliance.forms import OnlineUpdateForm
+
+    from .models import OnlineUpdate
+
+    form = OnlineUpdateForm({"enabled": values["enabled"] or "",
+                             "server_url": values["server_url"]}, instance=OnlineUpdate.load())
+    if not form.is_valid():
+        problems = "; ".join(" ".join(m) for m in form.errors.values())
+        raise BackupError(f"<online-update>: {problems}")
+    form.save()
 
 
 def _apply_everything():

@@ -64,12 +64,15 @@ def backup_restore(request):
             if upload.size > backup.MAX_BYTES:
                 raise backup.BackupError("The file is larger than 10 MiB.")
             data = backup.decrypt(upload.read(), restore_form.cleaned_data["passphrase"])
-            backup.restore(backup.parse(data), request.user)
+            parsed = backup.parse(data)
+            backup.restore(parsed, request.user)
         except backup.BackupError as refused:
             restore_form.add_error("backup", f"Not restored: {refused} Nothing was changed.")
         else:
-            messages.success(request, "Backup restored; the data plane and the network are "
-                                      "being applied.")
+            converted = (f" (converted from schema {parsed['converted_from']}; this appliance's "
+                         "online update settings were kept)") if parsed["converted_from"] else ""
+            messages.success(request, f"Backup restored{converted}; the data plane and the "
+                                      "network are being applied.")
             return redirect("maintenance:backup-restore")
     local = sorted(settings.BACKUP_DIR.glob("lbadmin-backup-*.xml"), reverse=True)
     return render(request, "maintenance/backup_restore.html", {

@@ -88,6 +88,8 @@ def test_a_release_that_cannot_start_is_switched_back_with_its_database(
     expect(log).to_contain_text("migrating it for 9.0.0")
     expect(log).to_contain_text("FAILED: web exited")
     expect(log).to_contain_text("switched back: 0.1.0 is serving again")
+    expect(page.locator("#update-result")).to_contain_text("The update to 9.0.0 failed; 0.1.0 "
+                                                           "is running.")
     # the old release really serves again, on a database without the new release's table
     assert update_stack.processes["web"].pid != web_pid
     assert update_stack.version == "0.1.0" and update_stack.imported_version() == "0.1.0"
@@ -114,6 +116,8 @@ def test_offline_update_switches_the_services_to_the_new_release(
     expect(page.locator("#verified-update")).to_contain_text("Verified: version 9.0.0")
     expect(page.locator("#verified-update")).to_contain_text("Faster checks.")
     install(page, "Completed")
+    expect(page.locator("#update-result")).to_have_text(
+        "Update completed successfully: 9.0.0 is running.")
     expect(page.locator("#update-log")).to_contain_text("Update completed successfully")
 
     assert update_stack.version == "9.0.0" and update_stack.imported_version() == "9.0.0"

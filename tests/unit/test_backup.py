@@ -2,6 +2,8 @@
 
 import html
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -84,7 +86,13 @@ BAD = {
                         "unknown element <shell>"),
     "unknown attribute": (b'<lbadmin-backup schema="1"><floating-ip address="192.0.2.9" '
                           b'evil="1"/></lbadmin-backup>', "unknown attribute"),
-    "newer schema": (b'<lbadmin-backup schema="9"/>', "schema version '9'"),
+    "newer schema": (b'<lbadmin-backup schema="9"/>',
+                     "schema version '9', made by a newer lbadmin; this appliance reads "
+                     "versions 1, 2"),
+    "no schema": (b'<lbadmin-backup/>', "schema version None;"),
+    "bad update server": (b'<lbadmin-backup schema="2"><online-update enabled="true" '
+                          b'server-url="file:///etc/passwd"/></lbadmin-backup>',
+                          "<online-update>: Enter an http:// or https:// address"),
     "not xml": (b"PK\x03\x04 this is a zip", "Not a readable XML file"),
     "other xml": (b"<html/>", "Not an lbadmin backup"),
     "bad port": (b'<lbadmin-backup schema="1"><virtual-service id="1" label="x" '
@@ -107,6 +115,31 @@ def test_a_bad_backup_is_refused_with_its_reason_and_nothing_changes(configurati
     with pytest.raises(backup.BackupError, match=words):
         backup.restore(backup.parse(data), "tester")
     assert snapshot() == before
+
+
+def test_a_schema_1_backup_is_converted_and_keeps_the_online_update_settings(configuration):
+    from maintenance.models import OnlineUpdate
+
+    online = OnlineUpdate.load()
+    online.server_url = "https://updates.example.org/lbadmin/"
+    online.save()
+    current = backup.export_xml()
+    assert b'<online-update enabled="true" server-url="https://updates.example.org/lbadmin/"' \
+        in current
+    # what lbadmin 0.1.0 wrote: schema 1, no <online-update>
+    old = re.sub(rb'\s*<online-update [^>]*/>', b"", current).replace(b'schema="2"',
+                                                                     b'schema="1"')
+    online.server_url = "https://elsewhere.example.org/"
+    online.save()
+    wipe()
+    parsed = backup.parse(old)
+    assert parsed["converted_from"] == "1" and parsed["online_update"] is None
+    backup.restore(parsed, "tester")
+    assert VirtualService.objects.get().label == "VNA"
+    assert OnlineUpdate.load().server_url == "https://elsewhere.example.org/"
+    # a schema-2 backup carries them
+    backup.restore(backup.parse(current), "tester")
+    assert OnlineUpdate.load().server_url == "https://updates.example.org/lbadmin/"
 
 
 def test_the_page_downloads_and_restores(client, configuration, settings, tmp_path):
