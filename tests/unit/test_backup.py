@@ -1,7 +1,6 @@
 """Backup & Restore: the configuration round-trips, bad files are refused whole with a reason."""
 
 import html
-
 import re
 
 import pytest
