@@ -7,7 +7,6 @@ from . import views
 maintenance_patterns = [
     path("passwords/", views.passwords, name="passwords"),
     path("software-update/", views.software_update, name="software-update"),
-    path("software-update/<int:pk>/start/", views.start_update, name="update-start"),
     path("software-update/online/check/", views.check_online, name="update-check"),
     path("software-update/online/install/", views.install_online, name="update-online"),
     path("software-update/<int:pk>/", views.update_job, name="update-job"),

@@ -111,9 +111,9 @@ class OfflineUpdateForm(forms.Form):
 
 
 def software_update(request):
-    """Maintenance > Software Update > Offline Update: everything is verified first."""
+    """Maintenance > Software Update: Online Update (what the update server offers) and
+    Offline Update (Upload and Install: verified completely, then installed)."""
     form = OfflineUpdateForm(request.POST or None, request.FILES or None)
-    verified = None
     if request.method == "POST" and form.is_valid():
         files = form.cleaned_data
         try:
@@ -131,29 +131,28 @@ def software_update(request):
             with open(stored, "wb") as handle:
                 for chunk in files["archive"].chunks():
                     handle.write(chunk)
-            job = UpdateJob.objects.create(user=request.user.get_username(),
-                                           from_version=__version__,
-                                           to_version=verified.version, archive=str(stored))
-            record_audit(request.user, f"verified offline update {verified.version}")
+            job = UpdateJob.objects.create(
+                user=request.user.get_username(), from_version=__version__,
+                to_version=verified.version, archive=str(stored),
+                log=f"{timezone.now():%H:%M:%S} verified {files['archive'].name}: version "
+                    f"{verified.version}, signed by a trusted key, {len(verified.files)} files "
+                    f"match its manifest, updates from {verified.min_from} or newer\n"
+                    f"Release notes: {verified.notes or '(none)'}\n")
+            return _install(request, job)
     return render(request, "maintenance/software_update.html", {
-        "page_title": "Software Update", "form": form, "verified": verified,
-        "job": job if verified else None, "running": __version__,
+        "page_title": "Software Update", "form": form, "running": __version__,
         "online": OnlineUpdate.load(), "offered": online.offered(),
-        "history": UpdateJob.objects.exclude(status=UpdateJob.Status.QUEUED)[:20]})
-
-
-@require_POST
-def start_update(request, pk):
-    job = get_object_or_404(UpdateJob, pk=pk, status=UpdateJob.Status.QUEUED)
-    return _install(request, job)
+        "history": UpdateJob.objects.all()[:20]})
 
 
 def _install(request, job):
+    """Start installing `job` on the maintenance worker and show its progress page."""
     record_audit(request.user, f"started the update to {job.to_version}")
     try:
         send_task(install_update, job.pk)
     except WorkerUnavailable as problem:
-        job.status, job.log = UpdateJob.Status.FAILED, f"Not started: {problem}\n"
+        job.status = UpdateJob.Status.FAILED
+        job.log += f"Not started: {problem}\n"
         job.save(update_fields=["status", "log"])
         messages.error(request, f"The maintenance worker cannot be reached: {problem}")
         return redirect("maintenance:software-update")

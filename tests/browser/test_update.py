@@ -46,12 +46,10 @@ def upload(page, webui, archive, checksum=None):
     page.get_by_label("Archive").set_input_files(str(archive))
     page.get_by_label("Checksum").set_input_files(str(checksum or f"{archive}.sha256"))
     page.get_by_label("Signature").set_input_files(f"{archive}.sig")
-    page.get_by_role("button", name="Upload and Verify").click()
+    page.get_by_role("button", name="Upload and Install").click()
 
 
-def install(page, expected_status):
-    expect(page.locator("#verified-update")).to_be_visible()
-    page.get_by_role("button", name="Install").click()
+def finishes(page, expected_status):
     expect(page.locator("#update-status")).to_have_text(expected_status, timeout=SWITCH_TIMEOUT)
     expect(page.locator("progress")).to_have_attribute("value", "100")
 
@@ -67,7 +65,7 @@ def test_a_release_whose_migration_fails_is_refused_before_anything_stops(
     archive = releases.build(tmp_path, "9.0.0", key, {
         "clusters/migrations/0099_fails.py": releases.FAILING_MIGRATION})
     upload(page, webui, archive)
-    install(page, "Failed")
+    finishes(page, "Failed")
     expect(page.locator("#update-log")).to_contain_text("this migration fails on purpose")
     expect(page.locator("#update-log")).to_contain_text("The running 0.1.0 keeps serving")
     page.goto(f"{webui}/lbadmin/")
@@ -83,7 +81,7 @@ def test_a_release_that_cannot_start_is_switched_back_with_its_database(
         "clusters/migrations/0099_update_probe.py": releases.PROBE_MIGRATION,
         "appliance/wsgi.py": releases.BROKEN_WSGI})
     upload(page, webui, archive)
-    install(page, "Failed")
+    finishes(page, "Failed")
     log = page.locator("#update-log")
     expect(log).to_contain_text("migrating it for 9.0.0")
     expect(log).to_contain_text("FAILED: web exited")
@@ -113,17 +111,17 @@ def test_offline_update_switches_the_services_to_the_new_release(
     expect(page.locator("#field-archive")).to_contain_text("Refused: Wrong checksum")
 
     upload(page, webui, archive)
-    expect(page.locator("#verified-update")).to_contain_text("Verified: version 9.0.0")
-    expect(page.locator("#verified-update")).to_contain_text("Faster checks.")
-    install(page, "Completed")
+    expect(page.locator("#update-log")).to_contain_text("version 9.0.0, signed by a trusted key")
+    expect(page.locator("#update-log")).to_contain_text("Release notes: Faster checks.")
+    finishes(page, "Completed")
     expect(page.locator("#update-result")).to_have_text(
-        "Update completed successfully: 9.0.0 is running.")
+        "Information: Update completed successfully. Return to System Overview.")
     expect(page.locator("#update-log")).to_contain_text("Update completed successfully")
 
     assert update_stack.version == "9.0.0" and update_stack.imported_version() == "9.0.0"
     assert release_version(update_stack.data_dir / "current") == "9.0.0"
     assert "update_probe" in tables(update_stack)
-    page.goto(f"{webui}/lbadmin/")
+    page.locator("#update-result").get_by_role("link", name="System Overview").click()
     expect(page.locator("#version")).to_have_text("9.0.0")
     status = page.locator("#service-status")
     for queue in ("dataplane", "checks", "maintenance"):
@@ -160,7 +158,7 @@ def test_online_update_is_announced_on_every_page_and_installs(admin, update_sta
         banner.get_by_role("link", name="Online Update").click()
         expect(page.locator("#release-notes")).to_have_text(
             "Online: the DICOM check is quicker.")
-        page.get_by_role("button", name="Download and Install").click()
+        page.get_by_role("button", name="Update", exact=True).click()
         expect(page.locator("#update-status")).to_have_text("Completed",
                                                             timeout=SWITCH_TIMEOUT)
     expect(page.locator("#update-log")).to_contain_text("downloading " + url)

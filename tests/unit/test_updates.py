@@ -171,6 +171,8 @@ def test_the_offline_update_page_verifies_and_refuses(client, release, key, sett
     from django.core.files.uploadedfile import SimpleUploadedFile
     from django.urls import reverse
 
+    from maintenance.models import UpdateJob
+
     trusted_dir = settings.DATA_DIR / "update-keys"
     trusted_dir.mkdir(exist_ok=True)
     (trusted_dir / "release.pub").write_bytes((key / "trusted" / "release.pub").read_bytes())
@@ -181,8 +183,15 @@ def test_the_offline_update_page_verifies_and_refuses(client, release, key, sett
         return client.post(reverse("maintenance:software-update"), {
             "archive": SimpleUploadedFile("a.tar.gz", archive),
             "checksum": SimpleUploadedFile("a.sha256", checksum_bytes),
-            "signature": SimpleUploadedFile("a.sig", signature)}).content.decode()
+            "signature": SimpleUploadedFile("a.sig", signature)})
 
-    assert "Verified: version 9.0.0" in upload(checksum)
-    refused = upload(b"0" * 64)
-    assert "Refused: Wrong checksum" in refused and "Verified" not in refused
+    refused = upload(b"0" * 64).content.decode()
+    assert "Refused: Wrong checksum" in refused
+    assert not UpdateJob.objects.exists()
+    # verified, then started; no Redis here, so the start fails and says why
+    settings.REDIS_URL = "unix:///nonexistent/redis.sock"
+    response = upload(checksum)
+    assert response.status_code == 302
+    job = UpdateJob.objects.get()
+    assert job.to_version == "9.0.0" and "signed by a trusted key" in job.log
+    assert job.status == UpdateJob.Status.FAILED and "Not started: Redis is down" in job.log
