@@ -43,14 +43,20 @@ def page(chromium):
 
 @pytest.fixture(scope="session")
 def guide_deployment(chromium, appliance_stack):
-    """Type the guide's steps: Add a new Virtual Service (VNA), Modify it for the fallback,
-    Add a new Real Server (PrimaryCluster). Returns a logged-in page on System Overview."""
+    """The guide's steps typed on the shared stack; a logged-in page on System Overview."""
     context = chromium.new_context(ignore_https_errors=True)
     context.set_default_timeout(15_000)
     page = context.new_page()
     webui = f"https://127.0.0.1:{appliance_stack.https_port}"
     log_in(page, webui, appliance_stack.generated_password)
+    type_guide_deployment(page)
+    yield page
+    context.close()
 
+
+def type_guide_deployment(page):
+    """Type the guide's steps: Add a new Virtual Service (VNA), Modify it for the fallback,
+    Add a new Real Server (PrimaryCluster). Ends on System Overview with the apply done."""
     menu = page.get_by_role("navigation", name="Main menu")
     menu.get_by_role("link", name="Cluster Configuration", exact=True).click()
     menu.get_by_role("link", name="Layer 4 – Virtual Services").click()
@@ -83,8 +89,6 @@ def guide_deployment(chromium, appliance_stack):
 
     menu.get_by_role("link", name="System Overview", exact=True).click()
     expect(page.locator("#apply-status")).to_contain_text("Applied")
-    yield page
-    context.close()
 
 
 def log_in(page, webui, password):

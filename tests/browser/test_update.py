@@ -4,17 +4,20 @@ back when they fail."""
 
 import re
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
+from appliance.lab import VIP
 from appliance.stack import release_version
 from maintenance import updates
 from tests import releases
 from tests.conftest import running_stack
+from tests.netns.traffic import HeldConnection, connect_many
 
-from .conftest import log_in
+from .conftest import log_in, type_guide_deployment
 
 pytestmark = pytest.mark.browser
 SWITCH_TIMEOUT = 180_000  # ms: stop, migrate, start, check — twice when it switches back
@@ -98,9 +101,33 @@ def test_a_release_that_cannot_start_is_switched_back_with_its_database(
     expect(page.locator("#service-status")).to_contain_text("answering", timeout=30_000)
 
 
+class Traffic:
+    """Short connections to the VIP from the client namespace, one after another, in a
+    thread, until stopped: what a modality would do during the update."""
+
+    def __init__(self, lab):
+        self.lab, self.answers, self.stop = lab, [], threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stop.is_set():
+            self.answers.extend(connect_many(self.lab, VIP, [12000], 5))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=60)
+
+
 def test_offline_update_switches_the_services_to_the_new_release(
         admin, update_stack, key, tmp_path):
     page, webui = admin
+    type_guide_deployment(page)  # VNA on the guide's ports, served by the primary
+    held = HeldConnection(update_stack.lab, VIP, 12000)
+    assert held.greeting.startswith("primary port 12000")
     archive = releases.build(tmp_path, "9.0.0", key, {
         "clusters/migrations/0099_update_probe.py": releases.PROBE_MIGRATION},
         notes="Faster checks.")
@@ -110,10 +137,16 @@ def test_offline_update_switches_the_services_to_the_new_release(
     upload(page, webui, archive, tmp_path / "bad.sha256")
     expect(page.locator("#field-archive")).to_contain_text("Refused: Wrong checksum")
 
-    upload(page, webui, archive)
-    expect(page.locator("#update-log")).to_contain_text("version 9.0.0, signed by a trusted key")
-    expect(page.locator("#update-log")).to_contain_text("Release notes: Faster checks.")
-    finishes(page, "Completed")
+    with held, Traffic(update_stack.lab) as traffic:
+        upload(page, webui, archive)
+        expect(page.locator("#update-log")).to_contain_text(
+            "version 9.0.0, signed by a trusted key")
+        expect(page.locator("#update-log")).to_contain_text("Release notes: Faster checks.")
+        finishes(page, "Completed")
+        # the data plane forwarded throughout: every new connection served, the open one kept
+        assert "primary port 12000" in held.talk("still there?")
+    assert len(traffic.answers) > 20
+    assert {answer.split(" client")[0] for answer in traffic.answers} == {"primary port 12000"}
     expect(page.locator("#update-result")).to_have_text(
         "Information: Update completed successfully. Return to System Overview.")
     expect(page.locator("#update-log")).to_contain_text("Update completed successfully")
