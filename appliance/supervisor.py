@@ -134,7 +134,7 @@ class Supervisor:
             report.step(75, f"starting the services from {version}")
             stack.code_dir = Path(release)
             stack.start_services()
-            report.step(90, "checking the WebUI, every worker queue and beat answer")
+            report.step(90, "checking the WebUI and every worker queue answer and beat runs")
             self.check_services(version)
         except (StartError, OSError, subprocess.SubprocessError) as error:
             self._switch_back(report, error, old_dir, old_version, snapshot)
