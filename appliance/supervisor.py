@@ -64,6 +64,22 @@ class JobReport:
                            (status, self.job_id))
 
 
+def settle_interrupted_switches(database):
+    """A switch-over the supervisor did not finish (it was stopped during one) is marked
+    failed, naming the database snapshot it took; the services run the release `current`
+    names, which only a completed switch-over changes."""
+    # no update table yet (a first start): nothing was ever switched
+    with contextlib.closing(sqlite3.connect(database, timeout=30)) as db, db, \
+            contextlib.suppress(sqlite3.OperationalError):
+        db.execute(
+            "UPDATE maintenance_updatejob SET status = 'failed', progress = 100, "
+            "finished = strftime('%Y-%m-%d %H:%M:%f', 'now'), log = log || ? "
+            "WHERE status = 'switching'",
+            (f"{time.strftime('%H:%M:%S')} FAILED: the supervisor stopped during the "
+             "switch-over. The database as it was before it is in "
+             "releases/database-before-<version>.sqlite3.\n",))
+
+
 class Supervisor:
     def __init__(self, stack):
         self.stack = stack
@@ -72,6 +88,7 @@ class Supervisor:
 
     def run(self, stop=None):
         """Serve requests until `stop` (a threading.Event) is set, or forever."""
+        settle_interrupted_switches(self.stack.database)
         while stop is None or not stop.is_set():
             try:
                 self.publish()

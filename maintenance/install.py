@@ -18,10 +18,11 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
+from appliance import __version__
 from appliance.runtime import supervisor_state
 from appliance.services import WorkerUnavailable, ask_supervisor
 
-from . import online
+from . import online, updates
 from .models import UpdateJob
 from .updates import UpdateError
 
@@ -95,6 +96,12 @@ def run_job(job_id):
     job.status = UpdateJob.Status.RUNNING
     job.save(update_fields=["status"])
     try:
+        busy = UpdateJob.objects.filter(status__in=(UpdateJob.Status.RUNNING,
+                                                    UpdateJob.Status.SWITCHING)).exclude(pk=job.pk)
+        if busy.exists():
+            raise UpdateError(f"another update ({busy.first().to_version}) is in progress")
+        if updates.version_tuple(job.to_version) <= updates.version_tuple(__version__):
+            raise UpdateError(f"{job.to_version} is not newer than the running {__version__}")
         if supervisor_state() is None:
             raise UpdateError("no supervisor is running to restart the services (it is the "
                               "process that started them: `make demo`)")

@@ -99,3 +99,42 @@ def test_restart_needed_names_dead_stopped_and_outdated_services():
     assert restarts.restart_needed(None) == []
     with pytest.raises(ValueError, match="no service named nginx"):
         restarts.request_restart(["nginx"], user=None)
+
+
+def test_a_switch_the_supervisor_did_not_finish_is_marked_failed_at_its_next_start(tmp_path):
+    import sqlite3
+
+    from appliance.supervisor import JobReport, settle_interrupted_switches
+
+    database = tmp_path / "lbadmin.sqlite3"
+    settle_interrupted_switches(database)  # a first start: no table yet, nothing to do
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE maintenance_updatejob (id integer primary key, status text, "
+                   "progress integer, log text, finished text)")
+        db.execute("INSERT INTO maintenance_updatejob VALUES (1, 'switching', 50, '', NULL), "
+                   "(2, 'completed', 100, 'done\n', '2026-11-26')")
+    JobReport(database, 1).step(65, "migrating it for 9.0.0")
+    settle_interrupted_switches(database)
+    with sqlite3.connect(database) as db:
+        rows = dict((row[0], row[1:]) for row in db.execute(
+            "SELECT id, status, progress, log, finished IS NOT NULL FROM maintenance_updatejob"))
+    status, progress, log, finished = rows[1]
+    assert (status, progress, finished) == ("failed", 100, 1)
+    assert "migrating it for 9.0.0" in log
+    assert "the supervisor stopped during the switch-over" in log
+    assert rows[2] == ("completed", 100, "done\n", 1)
+
+
+def test_one_update_at_a_time_and_never_to_an_older_version(supervisor):
+    running = UpdateJob.objects.create(user="a", from_version=__version__, to_version="9.0.0",
+                                       archive="x", status=UpdateJob.Status.SWITCHING)
+    second = job_for("y", "9.1.0")
+    assert install.run_job(second.pk) == UpdateJob.Status.FAILED
+    second.refresh_from_db()
+    assert "another update (9.0.0) is in progress" in second.log
+    running.delete()
+    stale = job_for("z", __version__)  # verified before another update switched over
+    assert install.run_job(stale.pk) == UpdateJob.Status.FAILED
+    stale.refresh_from_db()
+    assert f"{__version__} is not newer than the running {__version__}" in stale.log
+    assert supervisor == []
