@@ -1,5 +1,7 @@
 import socket
 
+from django.utils.functional import SimpleLazyObject
+
 from maintenance.online import offered
 from maintenance.restarts import restart_needed
 
@@ -8,14 +10,17 @@ from .runtime import supervisor_state
 
 
 def appliance(request):
-    """What every page shows: the menu, the version, the hostname, the Setup Wizard question."""
+    """What every page shows: the menu, the version, the hostname, the Setup Wizard question,
+    the banners. Lazy: the partials that htmx polls every second never read them, so they
+    cost no query there."""
     if not request.user.is_authenticated:
         return {"lbadmin_version": __version__}
     return {
-        "menu": navigation.menu_for(request),
+        "menu": SimpleLazyObject(lambda: navigation.menu_for(request)),
         "lbadmin_version": __version__,
         "lbadmin_hostname": socket.gethostname(),
-        "ask_setup_wizard": services.should_ask_setup_wizard(request.user),
-        "restart_needed": restart_needed(supervisor_state()),
-        "update_offered": offered(),
+        "ask_setup_wizard": SimpleLazyObject(
+            lambda: services.should_ask_setup_wizard(request.user)),
+        "restart_needed": SimpleLazyObject(lambda: restart_needed(supervisor_state())),
+        "update_offered": SimpleLazyObject(offered),
     }

@@ -23,16 +23,17 @@ from .updates import UpdateError
 
 MANIFEST_NAME = "latest.json"
 MAX_MANIFEST = 64 * 1024
-TIMEOUT = 30  # seconds per request
+TIMEOUT = 30  # seconds per download request
+CHECK_TIMEOUT = 10  # the manifest: a check may run while the administrator waits
 
 
-def fetch(url, limit):
+def fetch(url, limit, timeout=TIMEOUT):
     """The body at `url` (http or https only), refused beyond `limit` bytes."""
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise UpdateError(f"{url} is not an http:// or https:// address.")
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:  # noqa: S310 - scheme checked
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - scheme checked
             data = response.read(limit + 1)
     except urllib.error.HTTPError as error:
         raise UpdateError(f"{url} answered {error.code} {error.reason}.") from None
@@ -52,7 +53,7 @@ def read_offer(server_url):
     """The update server's latest.json, checked: (version, notes, archive URL)."""
     url = urllib.parse.urljoin(_base(server_url), MANIFEST_NAME)
     try:
-        offer = json.loads(fetch(url, MAX_MANIFEST))
+        offer = json.loads(fetch(url, MAX_MANIFEST, CHECK_TIMEOUT))
         version, notes, archive = offer["version"], offer.get("notes", ""), offer["archive"]
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
         raise UpdateError(f"{url} is not an update manifest (version, notes, archive).") \
