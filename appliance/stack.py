@@ -44,20 +44,18 @@ def release_version(code_dir):
     return re.search(r'__version__ = "([^"]+)"', text).group(1)
 
 
-def _version_key(text):
-    return tuple(int(part) for part in text.split("."))
-
-
 def active_release(data_dir):
     """Where the services' code comes from: <data>/current (the release the last update
     switched to) when it is newer than this checkout, else this checkout — so a `git pull`
     followed by `make demo` runs the pulled code."""
+    from maintenance.updates import UpdateError, version_tuple
+
     current = Path(data_dir) / "current"
     try:
-        if _version_key(release_version(current)) > _version_key(release_version(ROOT)):
+        if version_tuple(release_version(current)) > version_tuple(release_version(ROOT)):
             return current.resolve()
-    except (OSError, AttributeError, ValueError):
-        pass
+    except (OSError, AttributeError, UpdateError):
+        pass  # no release switched to yet, or not a release: run the checkout
     return ROOT
 
 

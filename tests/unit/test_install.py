@@ -138,3 +138,16 @@ def test_one_update_at_a_time_and_never_to_an_older_version(supervisor):
     stale.refresh_from_db()
     assert f"{__version__} is not newer than the running {__version__}" in stale.log
     assert supervisor == []
+
+
+def test_the_services_run_the_switched_to_release_unless_the_checkout_is_newer(tmp_path):
+    from appliance.stack import ROOT, active_release
+
+    assert active_release(tmp_path) == ROOT  # nothing switched to yet
+    release = tmp_path / "releases" / "9.9.9"
+    (release / "appliance").mkdir(parents=True)
+    (release / "appliance" / "version.py").write_bytes(updates.version_file("9.9.9"))
+    (tmp_path / "current").symlink_to(release)
+    assert active_release(tmp_path) == release
+    (release / "appliance" / "version.py").write_bytes(updates.version_file("0.0.1"))
+    assert active_release(tmp_path) == ROOT  # e.g. after a `git pull` of a newer checkout
