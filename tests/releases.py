@@ -36,6 +36,15 @@ class Migration(migrations.Migration):
 BROKEN_WSGI = b'raise RuntimeError("this release cannot start its WebUI, on purpose")\n'
 
 
+def signing_key(folder, trusted_dir=None):
+    """A release signing key: the private PEM's bytes; its public half goes into
+    `trusted_dir` (an appliance's <data>/update-keys) or beside it as release.pub."""
+    folder = Path(folder)
+    updates.make_key(folder / "release.pem",
+                     Path(trusted_dir or folder) / f"{folder.name}-release.pub")
+    return (folder / "release.pem").read_bytes()
+
+
 def build(tmp_path, version, key_pem, changes=None, notes="", min_from="0.1.0"):
     """Copy the working tree (committed or not, minus what git ignores), apply `changes`
     ({path: bytes}), and build a signed release of it; returns the archive's path."""

@@ -12,7 +12,6 @@ from playwright.sync_api import expect
 
 from appliance.lab import VIP
 from appliance.stack import release_version
-from maintenance import updates
 from tests import releases
 from tests.conftest import running_stack
 from tests.netns.traffic import HeldConnection, connect_many
@@ -31,10 +30,8 @@ def update_stack():
 
 @pytest.fixture(scope="module")
 def key(update_stack, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("release-key")
-    updates.make_key(folder / "release.pem",
-                     update_stack.data_dir / "update-keys" / "test-release.pub")
-    return (folder / "release.pem").read_bytes()
+    return releases.signing_key(tmp_path_factory.mktemp("release-key"),
+                                update_stack.data_dir / "update-keys")
 
 
 @pytest.fixture

@@ -14,9 +14,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(scope="module")
 def key(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("keys")
-    updates.make_key(folder / "release.pem", folder / "release.pub")
-    return (folder / "release.pem").read_bytes()
+    return releases.signing_key(tmp_path_factory.mktemp("keys"))
 
 
 @pytest.fixture

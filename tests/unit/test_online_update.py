@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from django.conf import settings
 
 from appliance.forms import OnlineUpdateForm
 from maintenance import install, online, updates
@@ -21,25 +22,15 @@ def update_server(tmp_path):
         yield url, served
 
 
-@pytest.fixture(scope="module")
-def key(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("keys")
-    updates.make_key(folder / "release.pem", folder / "release.pub")
-    return (folder / "release.pem").read_bytes()
-
-
 @pytest.fixture
-def trusted(key, settings, tmp_path):
-    keys = settings.DATA_DIR / "update-keys"
-    keys.mkdir(parents=True, exist_ok=True)
-    public = keys / "online-test.pub"
-    from cryptography.hazmat.primitives import serialization
-
-    private = serialization.load_pem_private_key(key, password=None)
-    public.write_bytes(private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    yield
-    public.unlink()
+def key(tmp_path):
+    """A signing key whose public half this appliance trusts for the test."""
+    trusted_dir = settings.DATA_DIR / "update-keys"
+    folder = tmp_path / "online-test-key"
+    folder.mkdir()
+    pem = releases.signing_key(folder, trusted_dir)
+    yield pem
+    (trusted_dir / "online-test-key-release.pub").unlink()
 
 
 def configure(url, enabled=True):
@@ -89,7 +80,7 @@ def test_a_switched_off_check_asks_nobody(update_server):
     assert checked.checked_at is None and checked.check_error == ""
 
 
-def test_download_verifies_as_an_upload_is_verified(update_server, key, tmp_path, trusted):
+def test_download_verifies_as_an_upload_is_verified(update_server, key, tmp_path):
     url, dist = update_server
     archive = releases.build(tmp_path, "9.1.0", key)
     for suffix in ("", ".sha256", ".sig"):
@@ -105,7 +96,7 @@ def test_download_verifies_as_an_upload_is_verified(update_server, key, tmp_path
 
 
 def test_an_online_job_downloads_then_installs_through_the_same_path(
-        update_server, key, tmp_path, trusted, monkeypatch):
+        update_server, key, tmp_path, monkeypatch):
     url, dist = update_server
     archive = releases.build(tmp_path, "9.1.0", key)
     for suffix in ("", ".sha256", ".sig"):
