@@ -29,11 +29,12 @@ $(VENV)/.installed: pyproject.toml
 venv: debian-packages $(VENV)/.installed
 
 demo: venv
-	$(PY) -m appliance.demo
+	$(PY) -m lab.demo
 
 test: venv
-	$(PY) -m appliance.lab down --stale
+	$(PY) -m lab down --stale
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 bench: EXTRA_PACKAGES = $(BENCH_PACKAGES)
@@ -48,9 +49,10 @@ release: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 lab-down:
-	@if [ -x $(PY) ]; then $(PY) -m appliance.lab down; else \
+	@if [ -x $(PY) ]; then $(PY) -m lab down; else \
 		for ns in $$(ip netns list | awk '/^(lbadmin-|lbt-)/ {print $$1}'); do \
 			ip netns pids $$ns | xargs -r kill -9; ip netns del $$ns; done; fi
 

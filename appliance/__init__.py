@@ -1,6 +1,7 @@
-"""lbadmin: the appliance project (settings, Celery app, navigation) and Local Configuration."""
+"""lbadmin: the Django project (settings, URLs, the Celery app, login, navigation)."""
+
+from core.version import __version__
 
 from .celery import app as celery_app
-from .version import __version__
 
 __all__ = ["__version__", "celery_app"]

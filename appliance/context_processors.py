@@ -2,11 +2,12 @@ import socket
 
 from django.utils.functional import SimpleLazyObject
 
+from core.runtime import supervisor_state
+from core.version import __version__
 from maintenance.online import offered
 from maintenance.restarts import restart_needed
 
-from . import __version__, navigation, services
-from .runtime import supervisor_state
+from . import navigation, services
 
 
 def appliance(request):

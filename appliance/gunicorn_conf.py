@@ -3,7 +3,8 @@
 Run as `gunicorn -c python:appliance.gunicorn_conf appliance.wsgi`.
 """
 
-from appliance import certificate, environment
+from appliance import certificate
+from core import environment
 
 _data_dir = environment.data_dir()
 _cert, _key = certificate.paths(_data_dir)

@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.dispatch import receiver
 from django.utils import timezone
 
+from .models import FailedLogin
+
 MAX_FAILURES = 5
 WINDOW = datetime.timedelta(minutes=15)
 
@@ -18,15 +20,11 @@ def client_address(request):
 
 
 def recent_failures(address):
-    from .models import FailedLogin
-
     return FailedLogin.objects.filter(address=address, at__gte=timezone.now() - WINDOW)
 
 
 @receiver(user_login_failed)
 def remember_failure(sender, credentials, request=None, **kwargs):
-    from .models import FailedLogin
-
     if request is not None:
         FailedLogin.objects.create(address=client_address(request),
                                    username=str(credentials.get("username", ""))[:150])

@@ -2,12 +2,14 @@
 
 One list drives the menu, the page titles and the "not built yet" pages, so a menu entry can
 never point nowhere. A page is built when its app's urls.py names a view for it; until then
-`not_built_urls()` gives it an honest page that says what it will do.
+`with_not_built()` gives it an honest page that says what it will do.
 """
 
 from dataclasses import dataclass
 
 from django.urls import path, reverse
+
+from .views import not_built
 
 
 @dataclass(frozen=True)
@@ -114,12 +116,11 @@ def section(slug):
     return next(s for s in MENU if s.slug == slug)
 
 
-def not_built_urls(section_slug, built=()):
-    """URL patterns giving every page of a section not named in `built` its "not built" page."""
-    from .views import not_built
-
+def with_not_built(section_slug, patterns):
+    """`patterns`, plus a "not built" page for every page of the section none of them names."""
     owner = section(section_slug)
-    return [
+    built = {pattern.name for pattern in patterns}
+    return list(patterns) + [
         path(f"{page.slug}/", not_built, {"section": owner, "page": page}, name=page.slug)
         for page in owner.pages
         if page.slug not in built

@@ -4,7 +4,7 @@ read strictly by appliance.environment (a bad value stops start-up and names the
 import os
 import secrets
 
-from . import environment as env
+from core import environment as env
 
 BASE_DIR = env.BASE_DIR
 DATA_DIR = env.data_dir()
@@ -36,6 +36,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "appliance",
+    "core",
+    "network",
     "clusters",
     "healthchecks",
     "maintenance",

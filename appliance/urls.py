@@ -1,26 +1,22 @@
+"""The project's URLs: each menu section's pages come from the app that owns them (one app per
+menu), and every page of the guide's menu not built yet gets an honest "not built" page."""
+
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from appliance.navigation import not_built_urls
 from clusters.urls import cluster_patterns, overview_patterns
+from healthchecks.urls import log_patterns as health_log_patterns
+from healthchecks.urls import script_patterns
+from maintenance import views as maintenance_views
 from maintenance.urls import maintenance_patterns
+from network.urls import local_patterns
 from reports.urls import logs_patterns, reports_patterns, support_patterns, view_patterns
 
-from . import views, views_network
+from . import views
 from .login import ThrottledAuthenticationForm
-
-local_patterns = [
-    path("interfaces/", views_network.interfaces, name="interfaces"),
-    path("interfaces/vlan/remove/", views_network.remove_vlan, name="vlan-remove"),
-    path("interfaces/confirm/<str:token>/", views_network.confirm, name="network-confirm"),
-    path("interfaces/pending/<str:token>/", views_network.confirm_wait,
-         name="network-confirm-wait"),
-    path("routing/", views_network.routing, name="routing"),
-    path("hostname-dns/", views_network.hostname_dns, name="hostname-dns"),
-    path("advanced/", views.advanced_configuration, name="advanced"),
-] + not_built_urls("local", built=("interfaces", "routing", "hostname-dns", "advanced"))
+from .navigation import with_not_built
 
 lbadmin_patterns = [
     path("login/", auth_views.LoginView.as_view(
@@ -30,13 +26,21 @@ lbadmin_patterns = [
     path("setup-wizard/", views.setup_wizard, name="setup-wizard"),
     path("setup-wizard/dismiss/", views.setup_wizard_dismiss, name="setup-wizard-dismiss"),
     path("", include((overview_patterns, "overview"))),
-    path("local/", include((local_patterns, "local"))),
-    path("cluster/", include((cluster_patterns, "cluster"))),
-    path("maintenance/", include((maintenance_patterns, "maintenance"))),
-    path("view/", include((view_patterns, "view"))),
-    path("reports/", include((reports_patterns, "reports"))),
-    path("logs/", include((logs_patterns, "logs"))),
-    path("support/", include((support_patterns, "support"))),
+    path("local/", include((with_not_built("local", [
+        *local_patterns,
+        # Physical – Advanced Configuration sits in Local Configuration's menu, as in the
+        # guide; what it sets (the online update check) is Software Update's.
+        path("advanced/", maintenance_views.advanced_configuration, name="advanced"),
+    ]), "local"))),
+    path("cluster/", include((with_not_built("cluster", [*cluster_patterns,
+                                                         *script_patterns]), "cluster"))),
+    path("maintenance/", include((with_not_built("maintenance", maintenance_patterns),
+                                  "maintenance"))),
+    path("view/", include((with_not_built("view", view_patterns), "view"))),
+    path("reports/", include((with_not_built("reports", reports_patterns), "reports"))),
+    path("logs/", include((with_not_built("logs", [*logs_patterns, *health_log_patterns]),
+                           "logs"))),
+    path("support/", include((with_not_built("support", support_patterns), "support"))),
 ]
 
 urlpatterns = [

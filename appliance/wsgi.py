@@ -1,5 +1,6 @@
 import os
 
+from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 from django.http.request import split_domain_port
 
@@ -13,8 +14,6 @@ def redirect_to_https(environ, start_response):
 
     It never serves a page or reads a cookie: the browser is sent to the HTTPS port.
     """
-    from django.conf import settings
-
     domain, _port = split_domain_port(environ.get("HTTP_HOST", ""))
     domain = domain or environ.get("SERVER_NAME", "localhost")
     path = environ.get("PATH_INFO", "/")

@@ -38,7 +38,9 @@ os.environ.setdefault("LBADMIN_DATA_DIR", str(WORK / "data"))
 
 from pyroute2 import netns
 
-from appliance.lab import (
+from clusters.dataplane.desired import Desired, Server, Service
+from clusters.dataplane.render import full_script, render
+from lab import (
     PRIMARY_ADDRESS,
     SECONDARY_ADDRESS,
     VIP,
@@ -46,9 +48,7 @@ from appliance.lab import (
     remove_namespace,
     unique_test_prefix,
 )
-from appliance.stack import Stack
-from clusters.dataplane.desired import Desired, Server, Service
-from clusters.dataplane.render import full_script, render
+from runner.stack import Stack
 
 HAPROXY_VIP = "198.51.100.101"
 CLIENTS = [f"198.51.100.{n}" for n in range(11, 83)]  # 72: 8 per phase, never reused

@@ -24,9 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 import redis
 
-from appliance.lab import PRIMARY_ADDRESS, SECONDARY_ADDRESS, Lab, unique_test_prefix
-from appliance.lab_server import GUIDE_PORTS
-from appliance.stack import Stack
+from lab import GUIDE_PORTS, PRIMARY_ADDRESS, SECONDARY_ADDRESS, Lab, unique_test_prefix
+from runner.stack import Stack
 
 RUN_SECONDS = 75
 SERVERS = 1000

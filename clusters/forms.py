@@ -1,7 +1,11 @@
+import ipaddress
+
 from django import forms
 from django.core.exceptions import ValidationError
 
-from .models import RealServer, VirtualService
+from core.configuration import addresses_in_use
+
+from .models import FloatingIP, RealServer, VirtualService
 
 # Shown beside NAT, disabled: a user of the appliance expects to see them, and why not here.
 UNAVAILABLE_FORWARDING = (
@@ -78,3 +82,29 @@ class RealServerForm(forms.ModelForm):
 
 class StateForm(forms.Form):
     state = forms.ChoiceField(choices=RealServer.State.choices)
+
+
+class FloatingIPForm(forms.Form):
+    address = forms.GenericIPAddressField(label="New Floating IP", protocol="IPv4")
+
+    def __init__(self, *args, networks, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.networks = networks
+
+    def clean_address(self):
+        address = self.cleaned_data["address"]
+        parsed = ipaddress.ip_address(address)
+        if FloatingIP.objects.filter(address=address).exists():
+            raise ValidationError("This floating IP is already added.")
+        taken = addresses_in_use()
+        if address in taken:
+            raise ValidationError(f"{address} is already {taken[address]}.")
+        if not any(parsed.version == n.version and parsed in n for n in self.networks):
+            raise ValidationError(f"{address} is outside every connected subnet: no "
+                                  "interface could bring it up.")
+        for network in self.networks:
+            if parsed in network and parsed in (network.network_address,
+                                                network.broadcast_address):
+                raise ValidationError(f"{address} is the network or broadcast address of "
+                                      f"{network}.")
+        return address

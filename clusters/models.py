@@ -227,3 +227,13 @@ class FloatingIP(models.Model):
 
     def __str__(self):
         return self.address
+
+
+def addresses_held():
+    """{address: what holds it}: the VIPs and floating IPs, for rules over the whole
+    configuration (registered with core.configuration by ClustersConfig.ready)."""
+    taken = {vip: f"the VIP of virtual service “{label}”"
+             for vip, label in VirtualService.objects.values_list("vip", "label")}
+    taken.update({a: "a floating IP" for a in FloatingIP.objects.values_list("address",
+                                                                              flat=True)})
+    return taken

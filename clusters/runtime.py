@@ -5,7 +5,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from appliance.runtime import redis_client
+from core.runtime import redis_client
 
 STATUS_KEY = "lbadmin:dataplane:status"
 CONNECTIONS_KEY = "lbadmin:dataplane:connections"

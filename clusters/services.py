@@ -6,8 +6,9 @@ Views, tests and (later) restore call these; nothing else writes these models.
 
 from django.db import transaction
 
-from appliance.celery import send_on_commit
-from appliance.services import record_change
+from core import health
+from core.audit import record_change
+from core.workers import send_on_commit
 
 from .models import ConfigGeneration, FloatingIP, RealServer, VirtualService
 from .tasks import apply_dataplane
@@ -26,9 +27,13 @@ CHECK_FIELDS = ("check_type", "check_script_id", "check_port", "check_request", 
 
 def _forget_health_on_commit(server_ids):
     """Servers whose checks changed start afresh (up, nothing counted) once this commits."""
-    from healthchecks import state
+    transaction.on_commit(lambda: health.forget(server_ids), robust=True)
 
-    transaction.on_commit(lambda: state.forget(server_ids), robust=True)
+
+def place_addresses_again(**kwargs):
+    """Receiver of core.signals.network_applied: VIPs and floating IPs may now have a subnet
+    to live in (or have lost theirs), so the data plane is applied whole."""
+    apply_dataplane.apply_async(kwargs={"full": True})
 
 
 @transaction.atomic

@@ -4,8 +4,8 @@ from dataclasses import dataclass, field
 
 import redis
 
-from appliance.runtime import redis_client
-from healthchecks import state as health_state
+from core import health as health_state
+from core.runtime import redis_client
 
 from . import runtime
 from .dataplane.desired import fallback_mark

@@ -3,6 +3,8 @@
 from celery import shared_task
 from celery.signals import worker_ready
 
+from network.tasks import apply_network_from_database
+
 from . import runtime
 from .dataplane import apply, conntrack
 from .models import ConfigGeneration, RealServer, VirtualService
@@ -22,8 +24,6 @@ def compare_live_ruleset():
 def reconcile_at_start(sender, **kwargs):
     """The dataplane worker rebuilds lbadmin's table when it starts: a reboot or a crash
     leaves the kernel with whatever it had, the database says what it should have."""
-    from appliance.tasks import apply_network_from_database
-
     queues = {queue.name for queue in sender.task_consumer.queues}
     if "dataplane" in queues:
         # Addresses first: the VIPs and floating IPs are placed in their subnets.

@@ -1,8 +1,5 @@
 from django.urls import path
 
-from appliance.navigation import not_built_urls
-from healthchecks.urls import script_patterns
-
 from . import views
 
 overview_patterns = [
@@ -27,6 +24,4 @@ cluster_patterns = [
     path("real-servers/<int:pk>/delete/", views.real_server_delete, name="real-server-delete"),
     path("floating-ips/", views.floating_ips, name="floating-ips"),
     path("floating-ips/<int:pk>/remove/", views.floating_ip_remove, name="floating-ip-remove"),
-] + script_patterns + not_built_urls(
-    "cluster", built=("virtual-services", "real-servers", "health-check-scripts",
-                      "floating-ips"))
+]

@@ -3,10 +3,19 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from appliance import runtime
+from core import health, runtime
+from network.forms import connected_networks
+from network.models import NetworkConfiguration
+from network.services import live_interfaces
 
 from . import services, status
-from .forms import UNAVAILABLE_FORWARDING, RealServerForm, StateForm, VirtualServiceForm
+from .forms import (
+    UNAVAILABLE_FORWARDING,
+    FloatingIPForm,
+    RealServerForm,
+    StateForm,
+    VirtualServiceForm,
+)
 from .models import FloatingIP, RealServer, VirtualService
 
 STATUS_TIMEOUT = 1.0  # seconds a worker has to answer the overview's ping
@@ -44,16 +53,15 @@ def set_state(request, pk):
 
 def health_details(request, pk):
     """The last check of one real server: result per port and the script's output."""
-    from healthchecks import state as health_state
-
     server = get_object_or_404(RealServer.objects.select_related("service"), pk=pk)
     try:
-        health, error = health_state.load(server.pk), ""
+        health_now, error = health.load(server.pk), ""
     except (redis.RedisError, OSError) as problem:
-        health, error = None, f"Redis is down ({problem}): the last results cannot be read."
+        health_now, error = None, f"Redis is down ({problem}): the last results cannot be read."
     return render(request, "clusters/health_details.html", {
-        "page_title": "System Overview", "server": server, "health": health, "error": error,
-        "words": status.health_words(server.service, health) if health else "",
+        "page_title": "System Overview", "server": server, "health": health_now,
+        "error": error,
+        "words": status.health_words(server.service, health_now) if health_now else "",
     })
 
 
@@ -165,10 +173,6 @@ def real_server_delete(request, pk):
 # Cluster Configuration > Floating IP's
 
 def floating_ips(request):
-    from appliance.forms import FloatingIPForm, connected_networks
-    from appliance.models import NetworkConfiguration
-    from appliance.views_network import live_interfaces
-
     listing, error = live_interfaces()
     form = FloatingIPForm(request.POST or None, networks=connected_networks(
         listing or [], NetworkConfiguration.load().interfaces))

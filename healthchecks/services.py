@@ -2,8 +2,8 @@
 
 from django.db import transaction
 
-from appliance.services import record_change
 from clusters.models import ConfigGeneration
+from core.audit import record_change
 
 
 @transaction.atomic

@@ -17,11 +17,12 @@ import time
 from celery import shared_task
 from django.db import transaction
 
-from appliance.runtime import redis_client
 from clusters.models import RealServer, VirtualService
 from clusters.tasks import apply_dataplane
+from core import health as state
+from core.runtime import redis_client
 
-from . import engine, state
+from . import engine
 from .models import HealthEvent
 
 log = logging.getLogger("lbadmin.healthchecks")

@@ -15,10 +15,21 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
+from django import forms as django_forms
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from appliance import __version__
+from clusters.models import ConfigGeneration, FloatingIP, RealServer, VirtualService
+from clusters.tasks import apply_dataplane
+from core.audit import record_change
+from core.version import __version__
+from healthchecks.models import HealthCheckScript
+from network.forms import HostnameDnsForm, parse_host_cidr
+from network.models import NetworkConfiguration
+from network.tasks import apply_network_from_database
+
+from .forms import OnlineUpdateForm
+from .models import OnlineUpdate
 
 SCHEMA = "2"
 MAX_BYTES = 10 * 1024 * 1024
@@ -57,12 +68,6 @@ def _text(value):
 
 
 def export_xml():
-    from appliance.models import NetworkConfiguration
-    from clusters.models import FloatingIP, VirtualService
-    from healthchecks.models import HealthCheckScript
-
-    from .models import OnlineUpdate
-
     root = ET.Element("lbadmin-backup", schema=SCHEMA, version=__version__,
                       created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
     network = NetworkConfiguration.load()
@@ -224,10 +229,6 @@ def _check(instance, where):
 
 
 def _check_network(network):
-    from django import forms as django_forms
-
-    from appliance.forms import HostnameDnsForm, parse_host_cidr
-
     if not HostnameDnsForm({"hostname": network["hostname"]}).is_valid():
         raise BackupError(f"<network>: hostname “{network['hostname']}” is not valid.")
     for name, settings in network["interfaces"].items():
@@ -252,11 +253,6 @@ def _check_network(network):
 @transaction.atomic
 def restore(parsed, user):
     """Replace the configuration with the backup's, all or nothing."""
-    from appliance.models import NetworkConfiguration
-    from appliance.services import record_change
-    from clusters.models import ConfigGeneration, FloatingIP, RealServer, VirtualService
-    from healthchecks.models import HealthCheckScript
-
     VirtualService.objects.all().delete()
     FloatingIP.objects.all().delete()
     HealthCheckScript.objects.all().delete()
@@ -292,10 +288,6 @@ def restore(parsed, user):
 
 
 def _restore_online_update(values):
-    from appliance.forms import OnlineUpdateForm
-
-    from .models import OnlineUpdate
-
     form = OnlineUpdateForm({"enabled": values["enabled"] or "",
                              "server_url": values["server_url"]}, instance=OnlineUpdate.load())
     if not form.is_valid():
@@ -305,8 +297,5 @@ def _restore_online_update(values):
 
 
 def _apply_everything():
-    from appliance.tasks import apply_network_from_database
-    from clusters.tasks import apply_dataplane
-
     apply_network_from_database.apply_async()
     apply_dataplane.apply_async(kwargs={"full": True})

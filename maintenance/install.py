@@ -1,6 +1,6 @@
 """Installing a verified update. The maintenance worker stages the release beside the
 running one, checks it needs no other Python packages and that its migrations apply to a copy
-of the database; then it hands over to the supervisor (appliance/supervisor.py), which stops
+of the database; then it hands over to the supervisor (runner/supervisor.py), which stops
 the services, migrates, starts them from the new release, checks they answer, and switches
 back on any failure. A worker cannot do that last part: it would be stopping itself.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from appliance import __version__
-from appliance.runtime import supervisor_state
-from appliance.services import WorkerUnavailable, ask_supervisor
+from core.runtime import supervisor_state
+from core.version import __version__
+from core.workers import WorkerUnavailable, ask_supervisor
 
 from . import online, updates
 from .models import UpdateJob

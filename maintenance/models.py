@@ -21,7 +21,7 @@ class UpdateJob(models.Model):
     """One software update, from upload to its end; the page polls it while it runs.
 
     The supervisor writes progress, log, status and finished with plain SQL during the
-    switch-over (appliance/supervisor.py JobReport): keep those columns as they are."""
+    switch-over (runner/supervisor.py JobReport): keep those columns as they are."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

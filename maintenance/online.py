@@ -15,7 +15,7 @@ import urllib.request
 from django.conf import settings
 from django.utils import timezone
 
-from appliance import __version__
+from core.version import __version__
 
 from . import updates
 from .models import OnlineUpdate

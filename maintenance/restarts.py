@@ -3,8 +3,9 @@
 import time
 from dataclasses import dataclass
 
-from appliance.services import ask_supervisor, record_audit
-from appliance.stack import SERVICES
+from core.audit import record_audit
+from core.runtime import SERVICES
+from core.workers import ask_supervisor
 
 LABELS = {
     "redis": "Redis (broker and runtime state)",

@@ -1,27 +1,19 @@
-"""A revision of the configuration for every saved change."""
+"""A revision of the configuration for every saved change (Backup & Restore › History)."""
 
 import difflib
 
-from django.db import transaction
+from . import backup
+from .models import Revision
 
 KEEP = 500  # the newest revisions kept
 
 
-def record_revision_on_commit(user, action):
-    """Snapshot the configuration once the change has committed (after its apply was sent,
-    so a Halt is not slowed by the snapshot)."""
-    name = getattr(user, "username", str(user))
-
-    def snapshot():
-        from . import backup
-        from .models import Revision
-
-        Revision.objects.create(user=name, action=action[:300],
-                                xml=backup.export_xml().decode())
-        stale = Revision.objects.values_list("id", flat=True)[KEEP:]
-        Revision.objects.filter(id__in=list(stale)).delete()
-
-    transaction.on_commit(snapshot, robust=True)
+def record_revision(user, action, **kwargs):
+    """Receiver of core.signals.configuration_changed, sent once a change has committed (after
+    its apply was sent, so a Halt is not slowed by the snapshot): snapshot the configuration."""
+    Revision.objects.create(user=user, action=action[:300], xml=backup.export_xml().decode())
+    stale = Revision.objects.values_list("id", flat=True)[KEEP:]
+    Revision.objects.filter(id__in=list(stale)).delete()
 
 
 def diff(older, newer):

@@ -2,7 +2,8 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from . import backup
+from . import backup, online
+from .install import run_job
 
 
 @shared_task(ignore_result=True)
@@ -24,14 +25,10 @@ def write_local_backup(directory, keep):
 
 @shared_task(ignore_result=True)
 def install_update(job_id):
-    from .install import run_job
-
     return run_job(job_id)
 
 
 @shared_task(ignore_result=True)
 def check_for_update():
     """Daily (beat), and when the settings are saved: ask the update server what it offers."""
-    from .online import check
-
-    return check().available_version
+    return online.check().available_version

@@ -23,17 +23,26 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from core import versions
+
 MAX_ARCHIVE = 200 * 1024 * 1024
 MAX_MEMBER = 50 * 1024 * 1024
 MAX_TOTAL = 500 * 1024 * 1024
 
 
-VERSION_FILE = "appliance/version.py"
+# The version the code imports, and the copy supervisors of 0.1.0 read as text.
+VERSION_FILES = ("core/version.py", "appliance/version.py")
+# Test and demo tooling: never in a release (it would run on no appliance).
+NOT_SHIPPED = ("lab/", "tests/", "bench/")
 
 
 def version_file(version):
     return (f'"""The running release\'s version (written by `make release`)."""\n\n'
             f'__version__ = "{version}"\n').encode()
+
+
+def shipped(name):
+    return not name.startswith(NOT_SHIPPED)
 
 
 class UpdateError(Exception):
@@ -50,12 +59,9 @@ class Manifest:
 
 def version_tuple(text):
     try:
-        parts = tuple(int(p) for p in text.split("."))
-    except (AttributeError, ValueError):
-        raise UpdateError(f"“{text}” is not a version such as 1.2.3.") from None
-    if len(parts) != 3:
-        raise UpdateError(f"“{text}” is not a version such as 1.2.3.")
-    return parts
+        return versions.version_tuple(text)
+    except versions.VersionError as error:
+        raise UpdateError(str(error)) from None
 
 
 def make_key(private_path, public_path):
@@ -84,9 +90,10 @@ def build_release(root, version, min_from, notes, private_key_pem, out_dir, file
     key = serialization.load_pem_private_key(private_key_pem, password=None)
     names = files if files is not None else release_files(root)
     contents = {f"release/{name}": (Path(root) / name).read_bytes() for name in names
-                if (Path(root) / name).is_file()}
+                if (Path(root) / name).is_file() and shipped(name)}
     # the release's code says its own version (System Overview, the next update's check)
-    contents[f"release/{VERSION_FILE}"] = version_file(version)
+    for name in VERSION_FILES:
+        contents[f"release/{name}"] = version_file(version)
     manifest = {"version": version, "min_from": min_from, "notes": notes,
                 "files": {n: hashlib.sha256(d).hexdigest() for n, d in contents.items()}}
     buffer = io.BytesIO()

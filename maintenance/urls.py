@@ -1,7 +1,5 @@
 from django.urls import path
 
-from appliance.navigation import not_built_urls
-
 from . import views
 
 maintenance_patterns = [
@@ -15,6 +13,4 @@ maintenance_patterns = [
     path("backup-restore/", views.backup_restore, name="backup-restore"),
     path("backup-restore/history/", views.history, name="history"),
     path("backup-restore/history/<int:pk>/roll-back/", views.roll_back, name="roll-back"),
-] + not_built_urls("maintenance",
-                                                built=("passwords", "backup-restore",
-                                                       "software-update", "restart-services"))
+]

@@ -1,4 +1,3 @@
-from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
@@ -8,11 +7,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from appliance import __version__
-from appliance.runtime import supervisor_state
-from appliance.services import WorkerUnavailable, record_audit, send_task
+from core.audit import record_audit, record_change
+from core.runtime import supervisor_state
+from core.version import __version__
+from core.workers import WorkerUnavailable, send_task
 
 from . import backup, online, restarts, updates
+from .forms import BackupForm, OfflineUpdateForm, OnlineUpdateForm, RestoreForm
 from .models import OnlineUpdate, Revision, UpdateJob
 from .revisions import diff as revisions_diff
 from .tasks import install_update
@@ -30,17 +31,6 @@ def passwords(request):
         return redirect("maintenance:passwords")
     return render(request, "maintenance/passwords.html", {"page_title": "Passwords",
                                                           "form": form})
-
-
-class BackupForm(forms.Form):
-    passphrase = forms.CharField(required=False, widget=forms.PasswordInput,
-                                 help_text="Optional: encrypts the file (scrypt + Fernet).")
-
-
-class RestoreForm(forms.Form):
-    backup = forms.FileField(label="Backup file")
-    passphrase = forms.CharField(required=False, widget=forms.PasswordInput,
-                                 help_text="Only for an encrypted backup.")
 
 
 def backup_restore(request):
@@ -102,12 +92,6 @@ def roll_back(request, pk):
     else:
         messages.success(request, f"Rolled back to revision {pk}; it is being applied.")
     return redirect("maintenance:history")
-
-
-class OfflineUpdateForm(forms.Form):
-    archive = forms.FileField(label="Archive")
-    checksum = forms.FileField(label="Checksum")
-    signature = forms.FileField(label="Signature")
 
 
 def software_update(request):
@@ -228,3 +212,26 @@ def restart_service(request, name):
             messages.success(request, f"Restart requested: {', '.join(names)}. The table "
                                       "below shows when each is back.")
     return redirect("maintenance:restart-services")
+
+
+def advanced_configuration(request):
+    """Local Configuration > Physical – Advanced Configuration: the online update check (the
+    page sits in Local Configuration's menu, as in the guide; what it sets is Software
+    Update's). Saving with the check on asks the update server at once, so the answer shows
+    now."""
+    form = OnlineUpdateForm(request.POST or None, instance=OnlineUpdate.load())
+    if request.method == "POST" and form.is_valid():
+        saved = form.save()
+        state = "on" if saved.enabled else "off"
+        record_change(request.user, f"set the online update check {state} "
+                                    f"({saved.server_url or 'no server'})")
+        checked = online.check(saved)
+        if saved.enabled and checked.check_error:
+            messages.error(request, f"Saved, but the update server did not answer: "
+                                    f"{checked.check_error}")
+        else:
+            messages.success(request, "Advanced configuration saved.")
+        return redirect("local:advanced")
+    return render(request, "maintenance/advanced.html", {
+        "page_title": "Physical – Advanced Configuration", "form": form,
+        "online": OnlineUpdate.load()})

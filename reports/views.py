@@ -2,10 +2,14 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from appliance.models import AuditEntry
-from appliance.services import WorkerUnavailable, ask_dataplane, record_audit, send_task
+from clusters.models import FloatingIP
 from clusters.status import layer4_status
 from clusters.tasks import apply_dataplane, compare_live_ruleset
+from core.audit import record_audit
+from core.models import AuditEntry
+from core.workers import WorkerUnavailable, ask_dataplane, send_task
+from network.models import NetworkConfiguration
+from network.services import live_interfaces
 
 
 def layer4_configuration(request):
@@ -44,10 +48,6 @@ def user_log(request):
 
 def network_configuration(request):
     """View Configuration > Network Configuration: what is stored, and what the kernel has."""
-    from appliance.models import NetworkConfiguration
-    from appliance.views_network import live_interfaces
-    from clusters.models import FloatingIP
-
     listing, error = live_interfaces()
     return render(request, "reports/network.html", {
         "page_title": "Network Configuration", "stored": NetworkConfiguration.load(),

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.lab import Lab, unique_test_prefix
-from appliance.stack import Stack
+from lab import Lab, unique_test_prefix
+from runner.stack import Stack
 
 pytest_plugins = ["pytester"]
 
@@ -75,7 +75,7 @@ def running_stack(https_port=None, **lab_options):
 @contextlib.contextmanager
 def supervising(stack):
     """The stack's supervisor in a thread, as `make demo` runs it in its main thread."""
-    from appliance.supervisor import Supervisor
+    from runner.supervisor import Supervisor
 
     stop = threading.Event()
     thread = threading.Thread(target=Supervisor(stack).run, args=(stop,), daemon=True)

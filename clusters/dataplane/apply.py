@@ -11,8 +11,8 @@ import time
 from django.db import transaction
 from pyroute2.netlink.exceptions import NetlinkError
 
-from appliance import netlink
-from healthchecks import state as health
+from core import health
+from network import netlink
 
 from .. import runtime
 from ..models import ConfigGeneration

@@ -9,6 +9,9 @@ connection's server is picked, its mark briefly holds SERVICE_KEY_BIT | the serv
 
 from dataclasses import dataclass, field
 
+from ..models import FloatingIP, RealServer, VirtualService
+from ..validators import parse_ports_cached
+
 NONE_MARK = 0  # no server and no fallback: no DNAT, the VIP's own stack refuses the connection
 SERVICE_KEY_BIT = 0x20000000  # a service's key in the mark while its server is being picked
 FALLBACK_BIT = 0x40000000
@@ -61,9 +64,6 @@ def from_database(overloaded=frozenset(), connections=None, down=frozenset()):
     """Read the configuration (two flat queries: this runs on every apply, and the ORM's
     prefetch cost 60 ms at 1,000 services). Runtime state: `overloaded`, marks past their
     maximum; `down`, real servers their health checks took out."""
-    from ..models import FloatingIP, RealServer, VirtualService
-    from ..validators import parse_ports_cached
-
     servers_by_service = {}
     for rs_id, service_id, ip, port, weight, state, maximum in RealServer.objects.order_by(
             "id").values_list("id", "service_id", "ip", "port", "weight", "state",

@@ -1,7 +1,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from appliance.lab import PRIMARY_ADDRESS, SECONDARY_ADDRESS, VIP
+from lab import PRIMARY_ADDRESS, SECONDARY_ADDRESS, VIP
 
 PORTS = "12000,12100,12200,12300,12301,12950,12800"
 

@@ -8,8 +8,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from appliance.lab import VIP
-from appliance.lab_server import GUIDE_PORTS
+from lab import GUIDE_PORTS, VIP
 from tests.netns.traffic import connect_many
 
 pytestmark = pytest.mark.browser

@@ -7,12 +7,12 @@ import subprocess
 import pytest
 from playwright.sync_api import expect
 
-from appliance.lab import (
+from lab import (
     CLIENT_ADDRESS,
+    GUIDE_PORTS,
     LB_INTERNAL_ADDRESS,
     VIP,
 )
-from appliance.lab_server import GUIDE_PORTS
 from tests.netns.traffic import HeldConnection, connect_many
 
 pytestmark = pytest.mark.browser

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from playwright.sync_api import expect
 
-from appliance.lab import FLOATING_IP, LB_EXTERNAL_ADDRESS
+from lab import FLOATING_IP, LB_EXTERNAL_ADDRESS
 from tests.conftest import running_stack
 
 from .conftest import log_in

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from appliance.lab import VIP
-from appliance.stack import release_version
+from lab import VIP
+from runner.stack import release_version
 from tests import releases
 from tests.conftest import running_stack
 from tests.netns.traffic import HeldConnection, connect_many

@@ -6,16 +6,16 @@ import time
 
 import pytest
 
-from appliance.lab import (
+from clusters import services
+from clusters.models import RealServer, VirtualService
+from lab import (
     CLIENT_ADDRESS,
+    GUIDE_PORTS,
     LB_INTERNAL_ADDRESS,
     PRIMARY_ADDRESS,
     SECONDARY_ADDRESS,
     VIP,
 )
-from appliance.lab_server import GUIDE_PORTS
-from clusters import services
-from clusters.models import RealServer, VirtualService
 
 from .traffic import HeldConnection, ask, connect_many
 

@@ -7,14 +7,13 @@ import sys
 
 import pytest
 
-from appliance.lab import PRIMARY_ADDRESS, VIP
-from appliance.lab_server import GUIDE_PORTS
 from clusters import services
 from clusters.models import RealServer, VirtualService
-from healthchecks import state
+from core import health as state
 from healthchecks.models import HealthCheckScript, HealthEvent
 from healthchecks.tasks import check_server
 from healthchecks.templates_library import TEMPLATES
+from lab import GUIDE_PORTS, PRIMARY_ADDRESS, VIP
 
 from .conftest import inside
 from .test_dataplane import USER, served_by

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from appliance.lab import (
+from lab import (
     CLIENT_ADDRESS,
+    GUIDE_PORTS,
     LB_EXTERNAL_ADDRESS,
     PRIMARY_ADDRESS,
     SECONDARY_ADDRESS,
@@ -17,7 +18,6 @@ from appliance.lab import (
     existing_namespaces,
     unique_test_prefix,
 )
-from appliance.lab_server import GUIDE_PORTS
 
 pytestmark = pytest.mark.netns
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,9 +8,9 @@ import subprocess
 import pytest
 from django.utils import timezone
 
-from appliance import netlink, network
-from appliance import services as appliance_services
-from appliance.lab import (
+from clusters import services
+from clusters.models import FloatingIP
+from lab import (
     CLIENT_ADDRESS,
     FLOATING_IP,
     LB_EXTERNAL_ADDRESS,
@@ -19,9 +19,10 @@ from appliance.lab import (
     Lab,
     unique_test_prefix,
 )
-from appliance.models import NetworkConfiguration, PendingNetworkChange
-from clusters import services
-from clusters.models import FloatingIP
+from network import kernel, netlink
+from network import services as network_services
+from network import tasks as network_tasks
+from network.models import NetworkConfiguration, PendingNetworkChange
 
 from .conftest import inside
 from .test_dataplane import real_server, served_by, vna_service
@@ -48,7 +49,7 @@ def lb_addresses(lab):
 
 def apply(lab, config):
     with inside(lab.ns("lb")):
-        network.apply_network(EMPTY | config)
+        kernel.apply_network(EMPTY | config)
 
 
 def test_an_address_on_eth1_is_applied_and_reachable_from_the_client(bare_lab):
@@ -82,9 +83,9 @@ def kernel_has_vlans(lab):
 def test_a_vlan_and_an_address_on_it_come_and_go(bare_lab):
     if not kernel_has_vlans(bare_lab):
         # Seen on the development machines: a kernel built without 802.1Q (no 8021q module).
-        with pytest.raises(network.NetworkError, match="not supported"), \
+        with pytest.raises(kernel.NetworkError, match="not supported"), \
                 inside(bare_lab.ns("lb")):
-            network.apply_network(EMPTY | {"vlans": [["eth0", 100]]})
+            kernel.apply_network(EMPTY | {"vlans": [["eth0", 100]]})
         assert "eth0.100" not in lb_addresses(bare_lab)
         pytest.skip("this kernel has no 802.1Q VLAN support; the refusal was checked instead")
     apply(bare_lab, {"vlans": [["eth0", 100]],
@@ -110,8 +111,8 @@ def test_routes_are_applied_and_removed(bare_lab):
 
 def test_a_refused_change_leaves_the_previous_settings(bare_lab):
     apply(bare_lab, {"interfaces": {"eth1": {"addresses": ["198.51.100.1/24"]}}})
-    with pytest.raises(network.NetworkError), inside(bare_lab.ns("lb")):
-        network.apply_network(EMPTY | {
+    with pytest.raises(kernel.NetworkError), inside(bare_lab.ns("lb")):
+        kernel.apply_network(EMPTY | {
             "interfaces": {"eth1": {"addresses": ["198.51.100.9/24"]}},
             "vlans": [["eth1", 7]], "gateway4": "203.0.113.99"})  # no route to it: refused
     listing = lb_addresses(bare_lab)
@@ -145,7 +146,7 @@ def test_the_stored_configuration_comes_back_after_the_addresses_are_cleared(bar
     stored = NetworkConfiguration.load()
     stored.interfaces = {"eth1": {"addresses": ["198.51.100.1/24"], "mtu": 1500}}
     stored.save()
-    from appliance.tasks import apply_network_from_database
+    from network.tasks import apply_network_from_database
 
     with inside(bare_lab.ns("lb")):
         assert apply_network_from_database() == {"ok": True}
@@ -168,18 +169,18 @@ def test_the_lock_out_guard_rolls_back_a_change_nobody_confirmed(bare_lab, redis
     pending = PendingNetworkChange.objects.create(
         token="t0ken", previous=before, deadline=timezone.now() + datetime.timedelta(seconds=1))
     with inside(bare_lab.ns("lb")):  # the worker, when the confirmation time is up
-        assert appliance_services.do_roll_back_unconfirmed(pending.token) == "rolled back"
+        assert network_tasks.roll_back_unconfirmed(pending.token) == "rolled back"
     assert "198.51.100.1/24" in lb_addresses(bare_lab)
     assert "198.51.100.2" not in lb_addresses(bare_lab)
     assert NetworkConfiguration.load().interfaces == before["interfaces"]
-    assert not appliance_services.do_confirm_network_change(pending.token, "late user")
+    assert not network_services.do_confirm_network_change(pending.token, "late user")
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_confirmed_change_is_kept(bare_lab, redis_server):
     pending = PendingNetworkChange.objects.create(
         token="k33p", previous=EMPTY, deadline=timezone.now())
-    assert appliance_services.do_confirm_network_change(pending.token, "user")
+    assert network_services.do_confirm_network_change(pending.token, "user")
     with inside(bare_lab.ns("lb")):
-        assert appliance_services.do_roll_back_unconfirmed(pending.token) == "kept"
+        assert network_tasks.roll_back_unconfirmed(pending.token) == "kept"
     assert PRIMARY_ADDRESS  # the lab stays as it was

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.lab import existing_namespaces, unique_test_prefix
+from lab import existing_namespaces, unique_test_prefix
 from tests.conftest import free_port, needs_root
 
 pytestmark = pytest.mark.netns
@@ -33,7 +33,7 @@ def https_get(port, path):
 
 def test_a_task_through_redis_runs_on_the_dataplane_worker_inside_the_lab(appliance_stack):
     result = appliance_stack.celery_app().send_task(
-        "appliance.tasks.describe_network_namespace")
+        "network.tasks.describe_network_namespace")
     interfaces = {i["name"]: i["addresses"] for i in result.get(timeout=20)}
     # The lb namespace's own interfaces, not the host's: the worker acts inside the lab.
     assert "192.0.2.1/24" in interfaces["eth0"]
@@ -67,7 +67,7 @@ def test_make_demo_prints_the_url_and_password_and_ctrl_c_removes_everything(tmp
     env = {**os.environ, "LBADMIN_DATA_DIR": str(tmp_path), "LBADMIN_HTTPS_PORT": str(port),
            "LBADMIN_LISTEN_ADDRESS": "127.0.0.1", "LBADMIN_LAB_PREFIX": prefix}
     env.pop("LBADMIN_PASSWORD", None)
-    demo = subprocess.Popen([sys.executable, "-m", "appliance.demo"], cwd=ROOT, env=env,
+    demo = subprocess.Popen([sys.executable, "-m", "lab.demo"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         printed = []

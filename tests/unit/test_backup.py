@@ -8,12 +8,12 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from appliance.models import NetworkConfiguration
 from clusters.dataplane.desired import from_database
 from clusters.dataplane.render import full_script, render
 from clusters.models import FloatingIP, RealServer, VirtualService
 from healthchecks.models import HealthCheckScript
 from maintenance import backup
+from network.models import NetworkConfiguration
 
 pytestmark = pytest.mark.django_db
 
@@ -163,10 +163,10 @@ def test_the_page_downloads_and_restores(client, configuration, settings, tmp_pa
 
 def test_every_change_keeps_a_revision_that_can_be_compared_and_rolled_back(
         client, monkeypatch, django_capture_on_commit_callbacks):
-    from appliance.tasks import apply_network_from_database
     from clusters import services
     from clusters.tasks import apply_dataplane
     from maintenance.models import Revision
+    from network.tasks import apply_network_from_database
 
     # No broker here: the applies the changes send are dropped (netns tests apply for real).
     for task in (apply_dataplane, apply_network_from_database):

@@ -1,6 +1,6 @@
 import pytest
 
-from appliance import environment as env
+from core import environment as env
 
 
 def test_booleans_accept_the_usual_words(monkeypatch):

@@ -9,7 +9,8 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from clusters.models import VirtualService
-from healthchecks import scripts, state
+from core import health as state
+from healthchecks import scripts
 from healthchecks.models import MAX_SCRIPT_BYTES, HealthCheckScript
 from healthchecks.templates_library import TEMPLATES
 

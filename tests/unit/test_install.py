@@ -4,7 +4,7 @@ switch-over itself is proven on a real stack: tests/browser/test_update.py.)"""
 
 import pytest
 
-from appliance import __version__
+from core.version import __version__
 from maintenance import install, updates
 from maintenance.models import UpdateJob
 from tests import releases
@@ -102,7 +102,7 @@ def test_restart_needed_names_dead_stopped_and_outdated_services():
 def test_a_switch_the_supervisor_did_not_finish_is_marked_failed_at_its_next_start(tmp_path):
     import sqlite3
 
-    from appliance.supervisor import JobReport, settle_interrupted_switches
+    from runner.supervisor import JobReport, settle_interrupted_switches
 
     database = tmp_path / "lbadmin.sqlite3"
     settle_interrupted_switches(database)  # a first start: no table yet, nothing to do
@@ -139,7 +139,7 @@ def test_one_update_at_a_time_and_never_to_an_older_version(supervisor):
 
 
 def test_the_services_run_the_switched_to_release_unless_the_checkout_is_newer(tmp_path):
-    from appliance.stack import ROOT, active_release
+    from runner.stack import ROOT, active_release
 
     assert active_release(tmp_path) == ROOT  # nothing switched to yet
     release = tmp_path / "releases" / "9.9.9"

@@ -7,8 +7,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from appliance.models import AuditEntry
 from clusters.models import ConfigGeneration, RealServer, VirtualService
+from core.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
 

@@ -2,14 +2,14 @@
 
 import pytest
 
-from appliance.forms import (
-    FloatingIPForm,
+from clusters.forms import FloatingIPForm
+from clusters.models import FloatingIP, VirtualService
+from network.forms import (
     InterfacesForm,
     RoutingForm,
     VlanForm,
     connected_networks,
 )
-from clusters.models import FloatingIP, VirtualService
 
 pytestmark = pytest.mark.django_db
 
@@ -101,13 +101,15 @@ def test_the_interfaces_page_says_when_the_worker_cannot_be_asked(client, settin
 def test_a_change_removing_the_browsers_address_waits_for_confirmation(
         monkeypatch, settings, tmp_path, django_capture_on_commit_callbacks):
     """The guard's decision; the kernel side (apply, roll back) is in tests/netns."""
-    from appliance import services, tasks
-    from appliance.models import NetworkConfiguration, PendingNetworkChange
+    from clusters.tasks import apply_dataplane
+    from network import services, tasks
+    from network.models import NetworkConfiguration, PendingNetworkChange
 
     settings.REDIS_URL = f"unix://{tmp_path}/nothing.sock"
     scheduled = []
     monkeypatch.setattr(services, "ask_dataplane", lambda task, **kwargs: {"ok": True})
-    monkeypatch.setattr(services, "_reapply_dataplane", lambda: None)
+    # after the change, the data plane places VIPs again (core.signals.network_applied)
+    monkeypatch.setattr(apply_dataplane, "apply_async", lambda *args, **kwargs: None)
     monkeypatch.setattr(tasks.roll_back_unconfirmed, "apply_async",
                         lambda args, countdown: scheduled.append((args, countdown)))
     stored = NetworkConfiguration.load()
@@ -129,7 +131,7 @@ def test_a_change_removing_the_browsers_address_waits_for_confirmation(
 
 
 def test_hostname_and_dns_are_written_where_the_appliance_keeps_them(tmp_path):
-    from appliance.network import write_resolver_files
+    from network.kernel import write_resolver_files
 
     write_resolver_files(tmp_path / "etc", "lb1", ["192.0.2.53", "2001:db8::53"])
     assert (tmp_path / "etc" / "hostname").read_text() == "lb1\n"
@@ -140,6 +142,6 @@ def test_hostname_and_dns_are_written_where_the_appliance_keeps_them(tmp_path):
 @pytest.mark.parametrize(("hostname", "ok"), [("lb1", True), ("lb-primary", True),
                                               ("-lb", False), ("lb_1", False), ("", False)])
 def test_hostnames_follow_the_rules(hostname, ok):
-    from appliance.forms import HostnameDnsForm
+    from network.forms import HostnameDnsForm
 
     assert HostnameDnsForm({"hostname": hostname}).is_valid() is ok

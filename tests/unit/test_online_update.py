@@ -5,8 +5,8 @@ import json
 import pytest
 from django.conf import settings
 
-from appliance.forms import OnlineUpdateForm
 from maintenance import install, online, updates
+from maintenance.forms import OnlineUpdateForm
 from maintenance.models import OnlineUpdate, UpdateJob
 from tests import releases
 

@@ -1,5 +1,5 @@
-from appliance import runtime
 from clusters.views import duration_words
+from core import runtime
 
 MEMINFO = """MemTotal:       24000000 kB
 MemFree:         1000000 kB

@@ -3,7 +3,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from appliance import __version__
+from core.version import __version__
 from maintenance import updates
 
 

@@ -1,12 +1,31 @@
-"""Local Configuration forms. The live interface listing (read by the dataplane worker in the
-appliance's namespace) is passed in, so every rule is checked against what the kernel has."""
+"""Local Configuration forms: the rules for every writer of the network configuration (the
+WebUI, backup restore, revision rollback). The interfaces are passed in: the live listing the
+dataplane worker read, or for a restore the names the backup gives (`listing_of`)."""
 
 import ipaddress
+import re
 
 from django import forms
 from django.core.exceptions import ValidationError
 
+from core.configuration import addresses_in_use
+
 VLAN_PARENT_KINDS = ("", "veth", "bond", "bridge")  # physical NICs have no kind
+# What Linux takes as an interface name, less what would be awkward to type or show.
+INTERFACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
+
+
+def clean_interface_name(name):
+    if not INTERFACE_NAME.match(name or ""):
+        raise ValidationError(f"“{name}” is not an interface name: 1 to 15 letters, digits, "
+                              "dots, hyphens or underscores.")
+    return name
+
+
+def listing_of(names):
+    """Interfaces known only by name (a restore: the backup's), shaped as the live listing."""
+    return [{"name": name, "kind": "", "mtu": None, "addresses": [], "marked": []}
+            for name in names]
 
 
 def parse_host_cidr(text, what="address"):
@@ -36,16 +55,6 @@ def split_list(text):
     return [item for item in text.replace(",", "\n").split() if item]
 
 
-def vips_and_floating():
-    from clusters.models import FloatingIP, VirtualService
-
-    taken = {vip: f"the VIP of virtual service “{label}”"
-             for vip, label in VirtualService.objects.values_list("vip", "label")}
-    taken.update({a: "a floating IP" for a in FloatingIP.objects.values_list("address",
-                                                                              flat=True)})
-    return taken
-
-
 class InterfacesForm(forms.Form):
     """IP Address Assignment: addresses (CIDR, several) and MTU of every interface."""
 
@@ -62,8 +71,9 @@ class InterfacesForm(forms.Form):
                 label=name, required=False, initial="\n".join(current),
                 widget=forms.Textarea(attrs={"rows": 2, "cols": 36}),
                 help_text="One address per line, CIDR form (IPv4 or IPv6).")
+            # blank: the MTU is left as the interface has it
             self.fields[f"mtu_{name}"] = forms.IntegerField(
-                label=f"{name} MTU bytes", min_value=68, max_value=9216,
+                label=f"{name} MTU bytes", min_value=68, max_value=9216, required=False,
                 initial=configured.get(name, {}).get("mtu") or mtus.get(name),
                 error_messages={"min_value": "The MTU must be between 68 and 9216.",
                                 "max_value": "The MTU must be between 68 and 9216.",
@@ -75,7 +85,7 @@ class InterfacesForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        taken = vips_and_floating()
+        taken = addresses_in_use()
         seen = {}
         for name in self.interface_names:
             field = f"addresses_{name}"
@@ -109,7 +119,8 @@ class VlanForm(forms.Form):
     parent = forms.ChoiceField(label="Adapter")
     vlan_id = forms.IntegerField(label="VLAN ID", min_value=1, max_value=4094, error_messages={
         "min_value": "A VLAN ID is 1 to 4094.", "max_value": "A VLAN ID is 1 to 4094.",
-        "invalid": "Enter the VLAN ID as a whole number."})
+        "invalid": "Enter the VLAN ID as a whole number.",
+        "required": "Enter the VLAN ID (1 to 4094)."})
 
     def __init__(self, *args, interfaces, vlans, **kwargs):
         super().__init__(*args, **kwargs)
@@ -194,56 +205,3 @@ class HostnameDnsForm(forms.Form):
     dns1 = forms.GenericIPAddressField(label="DNS Server 1", required=False)
     dns2 = forms.GenericIPAddressField(label="DNS Server 2", required=False)
     dns3 = forms.GenericIPAddressField(label="DNS Server 3", required=False)
-
-
-class FloatingIPForm(forms.Form):
-    address = forms.GenericIPAddressField(label="New Floating IP", protocol="IPv4")
-
-    def __init__(self, *args, networks, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.networks = networks
-
-    def clean_address(self):
-        from clusters.models import FloatingIP
-
-        address = self.cleaned_data["address"]
-        parsed = ipaddress.ip_address(address)
-        if FloatingIP.objects.filter(address=address).exists():
-            raise ValidationError("This floating IP is already added.")
-        taken = vips_and_floating()
-        if address in taken:
-            raise ValidationError(f"{address} is already {taken[address]}.")
-        if not any(parsed.version == n.version and parsed in n for n in self.networks):
-            raise ValidationError(f"{address} is outside every connected subnet: no "
-                                  "interface could bring it up.")
-        for network in self.networks:
-            if parsed in network and parsed in (network.network_address,
-                                                network.broadcast_address):
-                raise ValidationError(f"{address} is the network or broadcast address of "
-                                      f"{network}.")
-        return address
-
-
-class OnlineUpdateForm(forms.ModelForm):
-    """Physical – Advanced Configuration › Online Update."""
-
-    class Meta:
-        from maintenance.models import OnlineUpdate
-
-        model = OnlineUpdate
-        fields = ["enabled", "server_url"]
-        help_texts = {
-            "enabled": "Once a day, ask the update server whether a newer release exists; "
-                       "every page then says so.",
-            "server_url": "Any plain HTTP(S) server holding latest.json and the files of "
-                          "`make release`, e.g. https://updates.example.org/lbadmin/",
-        }
-
-    def clean_server_url(self):
-        from django.core.validators import URLValidator
-
-        url = self.cleaned_data["server_url"].strip()
-        if url:  # none: the check is on but has nobody to ask (the pages say so)
-            URLValidator(schemes=["http", "https"],
-                         message="Enter an http:// or https:// address.")(url)
-        return url

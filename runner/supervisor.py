@@ -17,11 +17,11 @@ from pathlib import Path
 
 import redis
 
-from .stack import StartError
+from core.runtime import SUPERVISOR_REQUESTS_KEY as REQUESTS_KEY
+from core.runtime import SUPERVISOR_STATE_KEY as STATE_KEY
+from core.runtime import SUPERVISOR_STATE_TTL as STATE_TTL
 
-REQUESTS_KEY = "lbadmin:supervisor:requests"
-STATE_KEY = "lbadmin:supervisor:state"
-STATE_TTL = 5  # seconds: a state older than this means no supervisor is running
+from .stack import StartError
 
 
 def copy_database(source, target):

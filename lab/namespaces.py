@@ -8,11 +8,11 @@ Namespaces are `<prefix>client`, `<prefix>lb`, `<prefix>primary`, `<prefix>secon
 `<prefix>switch`. The demo's prefix is `lbadmin-`; tests use `lbt-<pid>-<n>-`, so labs never
 collide and a dead test run's leftovers can be told apart from a live one's. The guide's host
 numbers are moved into documentation ranges (RFC 5737), so no lab packet can mean anything
-outside. The primary and the secondary run appliance.lab_server on the guide's seven ports.
+outside. The primary and the secondary run lab.server on the guide's seven ports.
 
-    python -m appliance.lab up [--prefix P]     build it and wait (Ctrl-C removes it)
-    python -m appliance.lab down [--stale]      remove every lbadmin lab (--stale: only test
-                                                labs whose test run has ended)
+    python -m lab up [--prefix P]     build it and wait (Ctrl-C removes it)
+    python -m lab down [--stale]      remove every lbadmin lab (--stale: only test labs
+                                      whose test run has ended)
 """
 
 import argparse
@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from .lab_server import GUIDE_PORTS
+from .server import GUIDE_PORTS
 
 DEMO_PREFIX = "lbadmin-"
 TEST_PREFIX_PATTERN = re.compile(r"^lbt-(\d+)-\d+-")
@@ -140,7 +140,7 @@ class Lab:
 
     def start_listener(self, role, ports=GUIDE_PORTS):
         process = subprocess.Popen(
-            [*self.exec_prefix(role), sys.executable, "-m", "appliance.lab_server",
+            [*self.exec_prefix(role), sys.executable, "-m", "lab.server",
              "--name", role, "--ports", ",".join(map(str, ports))],
             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent,
         )
@@ -203,5 +203,3 @@ def main():
             signal.pause()
 
 
-if __name__ == "__main__":
-    main()

@@ -8,7 +8,7 @@ the data plane.
 import json
 from dataclasses import asdict, dataclass, field
 
-from appliance.runtime import redis_client
+from .runtime import redis_client
 
 DOWN_SET = "lbadmin:health:down"
 

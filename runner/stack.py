@@ -19,6 +19,11 @@ import time
 from pathlib import Path
 
 import redis
+from celery import Celery
+
+from core.queues import TASK_ROUTES
+from core.runtime import SERVICES, workers_by_queue
+from core.versions import VersionError, version_tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,30 +36,29 @@ WORKERS = {
 }
 
 
-SERVICES = ("redis", "web", "worker-dataplane", "worker-checks", "worker-maintenance", "beat")
-
-
 class StartError(RuntimeError):
     pass
 
 
 def release_version(code_dir):
-    """The version a release's code says it is (read, not imported: it may not be running)."""
-    text = (Path(code_dir) / "appliance" / "version.py").read_text()
-    return re.search(r'__version__ = "([^"]+)"', text).group(1)
+    """The version a release's code says it is (read, not imported: it may not be running).
+    Releases before 0.2.0 kept it in appliance/version.py only."""
+    for name in ("core/version.py", "appliance/version.py"):
+        path = Path(code_dir) / name
+        if path.exists():
+            return re.search(r'__version__ = "([^"]+)"', path.read_text()).group(1)
+    raise FileNotFoundError(f"{code_dir} holds no version file")
 
 
 def active_release(data_dir):
     """Where the services' code comes from: <data>/current (the release the last update
     switched to) when it is newer than this checkout, else this checkout — so a `git pull`
     followed by `make demo` runs the pulled code."""
-    from maintenance.updates import UpdateError, version_tuple
-
     current = Path(data_dir) / "current"
     try:
         if version_tuple(release_version(current)) > version_tuple(release_version(ROOT)):
             return current.resolve()
-    except (OSError, AttributeError, UpdateError):
+    except (OSError, AttributeError, VersionError):
         pass  # no release switched to yet, or not a release: run the checkout
     return ROOT
 
@@ -250,19 +254,13 @@ class Stack:
 
     def celery_app(self):
         """A Celery client of this stack's Redis (the caller's settings may name another)."""
-        from celery import Celery
-
-        from .celery import app
-
         client = Celery("lbadmin-client", broker=f"redis+socket://{self.redis_socket}",
                         backend=f"redis+socket://{self.redis_socket}")
-        client.conf.task_routes = app.conf.task_routes
+        client.conf.task_routes = TASK_ROUTES
         return client
 
     def wait_for_workers(self, timeout=60):
         """Block until every queue has a worker answering a ping (used by tests and the demo)."""
-        from .runtime import workers_by_queue
-
         client = self.celery_app()
 
         def all_answer():

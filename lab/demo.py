@@ -6,16 +6,17 @@ Everything it starts is stopped, and the lab removed, when it ends.
 import signal
 import sys
 
-from . import environment
-from .lab import DEMO_PREFIX, Lab
-from .stack import Stack
-from .supervisor import Supervisor
+from pyroute2 import IPRoute
+
+from core import environment
+from runner.stack import Stack
+from runner.supervisor import Supervisor
+
+from .namespaces import DEMO_PREFIX, Lab
 
 
 def host_address():
     """The address a browser elsewhere would use: the one on the default route's interface."""
-    from pyroute2 import IPRoute
-
     with IPRoute() as ipr:
         for route in ipr.get_default_routes(family=2):
             for address in ipr.get_addr(family=2, index=route.get("oif")):

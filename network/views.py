@@ -5,18 +5,13 @@ from django.http.request import split_domain_port
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core.workers import WorkerUnavailable, ask_dataplane
+
 from . import services
 from .forms import HostnameDnsForm, InterfacesForm, RoutingForm, VlanForm, connected_networks
 from .models import NetworkConfiguration, PendingNetworkChange
-from .tasks import describe_network_namespace, write_resolver_files
-
-
-def live_interfaces():
-    """(interfaces, error): the appliance's interfaces as the dataplane worker reads them."""
-    try:
-        return services.ask_dataplane(describe_network_namespace), ""
-    except services.WorkerUnavailable as problem:
-        return None, f"{problem} The interfaces cannot be read or changed until it answers."
+from .services import live_interfaces
+from .tasks import write_resolver_files
 
 
 def browser_address(request):
@@ -33,7 +28,7 @@ def _configure(request, form, changes, success_url):
         form.add_error(None, f"The kernel refused the change: {refused}. The previous "
                              "settings stay.")
         return None
-    except services.WorkerUnavailable as problem:
+    except WorkerUnavailable as problem:
         form.add_error(None, f"{problem} Nothing was changed.")
         return None
     if pending:
@@ -48,7 +43,7 @@ def interfaces(request):
     context = {"page_title": "Network Interface Configuration", "error": error,
                "interfaces": listing or [], "vlans": stored.vlans}
     if listing is None:
-        return render(request, "appliance/interfaces.html", context)
+        return render(request, "network/interfaces.html", context)
     form = InterfacesForm(request.POST if "configure" in request.POST else None,
                           interfaces=listing, configured=stored.interfaces)
     vlan_form = VlanForm(request.POST if "add_vlan" in request.POST else None,
@@ -64,7 +59,7 @@ def interfaces(request):
                               "local:interfaces")
         if response:
             return response
-    return render(request, "appliance/interfaces.html",
+    return render(request, "network/interfaces.html",
                   context | {"form": form, "vlan_form": vlan_form})
 
 
@@ -76,7 +71,7 @@ def remove_vlan(request):
     interfaces = {n: s for n, s in stored.interfaces.items() if n != name}
     try:
         services.do_configure_network({"vlans": vlans, "interfaces": interfaces}, request.user)
-    except (services.NetworkRefused, services.WorkerUnavailable) as problem:
+    except (services.NetworkRefused, WorkerUnavailable) as problem:
         messages.error(request, f"{name} could not be removed: {problem}")
     else:
         messages.success(request, f"VLAN {name} removed.")
@@ -85,7 +80,7 @@ def remove_vlan(request):
 
 def confirm_wait(request, token):
     pending = PendingNetworkChange.objects.filter(token=token).first()
-    return render(request, "appliance/network_confirm_wait.html", {
+    return render(request, "network/network_confirm_wait.html", {
         "page_title": "Network Interface Configuration", "pending": pending})
 
 
@@ -97,7 +92,7 @@ def confirm(request, token):
         else:
             messages.error(request, "Too late: the change was rolled back.")
         return redirect("local:interfaces")
-    return render(request, "appliance/network_confirm.html", {
+    return render(request, "network/network_confirm.html", {
         "page_title": "Network Interface Configuration", "pending": pending})
 
 
@@ -114,7 +109,7 @@ def routing(request):
                               "local:routing")
         if response:
             return response
-    return render(request, "appliance/routing.html", {
+    return render(request, "network/routing.html", {
         "page_title": "Routing", "form": form, "error": error})
 
 
@@ -124,19 +119,16 @@ def hostname_dns(request):
     form = HostnameDnsForm(request.POST or None, initial={
         "hostname": stored.hostname, "dns1": dns[0], "dns2": dns[1], "dns3": dns[2]})
     if request.method == "POST" and form.is_valid():
-        stored.hostname = form.cleaned_data["hostname"]
-        stored.dns = [form.cleaned_data[f] for f in ("dns1", "dns2", "dns3")
-                      if form.cleaned_data[f]]
-        stored.save()
-        services.record_change(request.user, f"set hostname {stored.hostname} and DNS "
-                                            f"{', '.join(stored.dns) or 'none'}")
+        stored = services.do_save_hostname_dns(
+            form.cleaned_data["hostname"],
+            [form.cleaned_data[f] for f in ("dns1", "dns2", "dns3") if form.cleaned_data[f]],
+            request.user)
         try:
-            services.ask_dataplane(write_resolver_files, hostname=stored.hostname,
-                                   dns=stored.dns)
-        except services.WorkerUnavailable as problem:
+            ask_dataplane(write_resolver_files, hostname=stored.hostname, dns=stored.dns)
+        except WorkerUnavailable as problem:
             messages.error(request, f"Saved, but not written yet: {problem}")
         else:
             messages.success(request, "Hostname and DNS saved and written.")
         return redirect("local:hostname-dns")
-    return render(request, "appliance/hostname_dns.html", {
+    return render(request, "network/hostname_dns.html", {
         "page_title": "Hostname & DNS", "form": form})

@@ -4,17 +4,26 @@ Nothing here is stored in the database; every figure is read when asked, so Syst
 never shows a value older than its own refresh.
 """
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
 
 import redis
+from celery import current_app
 from django.conf import settings
 
-from .celery import QUEUES, app
+from .queues import QUEUES
 
 BEAT_HEARTBEAT_KEY = "lbadmin:beat:heartbeat"
 BEAT_HEARTBEAT_STALE_AFTER = 30  # seconds: three missed 10 s heartbeats
+# The supervisor (runner/supervisor.py) takes requests from this list and publishes what it
+# runs under the state key, which expires when it stops publishing.
+SUPERVISOR_REQUESTS_KEY = "lbadmin:supervisor:requests"
+SUPERVISOR_STATE_KEY = "lbadmin:supervisor:state"
+SUPERVISOR_STATE_TTL = 5  # seconds: a state older than this means no supervisor is running
+# What the supervisor runs (Maintenance > Restart Services lists them in this order).
+SERVICES = ("redis", "web", "worker-dataplane", "worker-checks", "worker-maintenance", "beat")
 
 
 _clients = {}
@@ -34,12 +43,8 @@ def redis_client(timeout=1.0):
 def supervisor_state():
     """What the supervisor last published (services, pids, release), or None when no
     supervisor is running or Redis cannot be read."""
-    import json
-
-    from .supervisor import STATE_KEY
-
     try:
-        raw = redis_client().get(STATE_KEY)
+        raw = redis_client().get(SUPERVISOR_STATE_KEY)
     except (redis.RedisError, OSError):
         return None
     return json.loads(raw) if raw else None
@@ -85,7 +90,7 @@ def service_status(timeout=1.0):
     except (redis.RedisError, OSError) as error:
         return ServiceStatus(False, str(error) or type(error).__name__, queues, None)
     beat_age = time.time() - float(raw) if raw else None
-    answered = workers_by_queue(app, timeout)
+    answered = workers_by_queue(current_app, timeout)
     for queue in queues:
         queue.workers = answered[queue.name]
     return ServiceStatus(True, "", queues, beat_age)

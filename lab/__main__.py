@@ -1,0 +1,3 @@
+from .namespaces import main
+
+main()

@@ -1,0 +1,42 @@
+from django import forms
+from django.core.validators import URLValidator
+
+from .models import OnlineUpdate
+
+
+class OnlineUpdateForm(forms.ModelForm):
+    """Physical – Advanced Configuration › Online Update."""
+
+    class Meta:
+        model = OnlineUpdate
+        fields = ["enabled", "server_url"]
+        help_texts = {
+            "enabled": "Once a day, ask the update server whether a newer release exists; "
+                       "every page then says so.",
+            "server_url": "Any plain HTTP(S) server holding latest.json and the files of "
+                          "`make release`, e.g. https://updates.example.org/lbadmin/",
+        }
+
+    def clean_server_url(self):
+        url = self.cleaned_data["server_url"].strip()
+        if url:  # none: the check is on but has nobody to ask (the pages say so)
+            URLValidator(schemes=["http", "https"],
+                         message="Enter an http:// or https:// address.")(url)
+        return url
+
+
+class BackupForm(forms.Form):
+    passphrase = forms.CharField(required=False, widget=forms.PasswordInput,
+                                 help_text="Optional: encrypts the file (scrypt + Fernet).")
+
+
+class RestoreForm(forms.Form):
+    backup = forms.FileField(label="Backup file")
+    passphrase = forms.CharField(required=False, widget=forms.PasswordInput,
+                                 help_text="Only for an encrypted backup.")
+
+
+class OfflineUpdateForm(forms.Form):
+    archive = forms.FileField(label="Archive")
+    checksum = forms.FileField(label="Checksum")
+    signature = forms.FileField(label="Signature")

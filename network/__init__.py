@@ -1,0 +1,1 @@
+"""Local Configuration: interfaces, VLANs, routing, hostname & DNS; the netlink seam."""

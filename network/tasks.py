@@ -1,0 +1,61 @@
+"""Tasks of Local Configuration, run by the dataplane worker in the appliance's namespace."""
+
+from celery import shared_task
+from django.conf import settings
+from django.db import transaction
+
+from core import signals
+from core.audit import record_change
+
+from . import kernel, netlink
+from .models import NetworkConfiguration, PendingNetworkChange
+
+
+@shared_task
+def describe_network_namespace():
+    """What the dataplane worker sees: its interfaces and addresses, read through netlink.
+
+    Proves the privileged worker acts inside the appliance's namespace (eth0/eth1 in the lab).
+    """
+    return netlink.list_interfaces()
+
+
+@shared_task
+def apply_network(config):
+    """Apply Local Configuration (interfaces, VLANs, routes) in the appliance's namespace;
+    {"ok": True} or {"ok": False, "error": the kernel's reason} (previous settings restored)."""
+    try:
+        kernel.apply_network(config)
+    except kernel.NetworkError as error:
+        return {"ok": False, "error": str(error)}
+    return {"ok": True}
+
+
+@shared_task
+def apply_network_from_database():
+    """At worker start: the stored Local Configuration back into the kernel."""
+    return apply_network(NetworkConfiguration.load().as_dict())
+
+
+@shared_task
+def write_resolver_files(hostname, dns):
+    kernel.write_resolver_files(settings.ETC_DIR, hostname, dns)
+
+
+@shared_task
+def roll_back_unconfirmed(token):
+    """The lock-out guard: a change nobody confirmed from the new address is undone."""
+    with transaction.atomic():
+        pending = PendingNetworkChange.objects.select_for_update().filter(token=token).first()
+        if pending is None or pending.confirmed or pending.rolled_back:
+            return "kept"
+        kernel.apply_network(pending.previous)
+        stored = NetworkConfiguration.load()
+        for key, value in pending.previous.items():
+            setattr(stored, key, value)
+        stored.save()
+        pending.rolled_back = True
+        pending.save()
+        record_change("lbadmin", "rolled back a network change nobody confirmed in time")
+    signals.network_applied.send(sender=None)
+    return "rolled back"

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from . import views
+
+# Under Local Configuration (the "local" namespace)
+local_patterns = [
+    path("interfaces/", views.interfaces, name="interfaces"),
+    path("interfaces/vlan/remove/", views.remove_vlan, name="vlan-remove"),
+    path("interfaces/confirm/<str:token>/", views.confirm, name="network-confirm"),
+    path("interfaces/pending/<str:token>/", views.confirm_wait,
+         name="network-confirm-wait"),
+    path("routing/", views.routing, name="routing"),
+    path("hostname-dns/", views.hostname_dns, name="hostname-dns"),
+]
