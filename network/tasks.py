@@ -33,8 +33,20 @@ def apply_network(config):
 
 @shared_task
 def apply_network_from_database():
-    """At worker start: the stored Local Configuration back into the kernel."""
-    return apply_network(NetworkConfiguration.load().as_dict())
+    """At worker start: the stored Local Configuration back into the kernel.
+
+    At the very first start nothing is stored yet: the interfaces as the system brought them
+    up become the stored configuration, so that every rule over the configuration (a gateway
+    on a connected subnet, an address used twice) can be checked against it alone — by the
+    WebUI, a restore or a replica — never against the kernel."""
+    stored = NetworkConfiguration.load()
+    if not stored.interfaces:
+        names = [i["name"] for i in netlink.list_interfaces() if i["name"] != "lo"]
+        stored.interfaces = netlink.read_interfaces(names)
+        stored.save(update_fields=["interfaces"])
+        record_change("lbadmin", "recorded the interfaces as the system configured them "
+                                 f"({', '.join(sorted(stored.interfaces)) or 'none'})")
+    return apply_network(stored.as_dict())
 
 
 @shared_task
