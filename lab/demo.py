@@ -1,5 +1,8 @@
 """`make demo`: the lab, Redis, the WebUI, the workers and beat, until Ctrl-C.
 
+The WebUI runs inside the lab's lb namespace on the appliance's own addresses (port 9443), as a
+real appliance has it; the lab forwards LBADMIN_LISTEN_ADDRESS:LBADMIN_HTTPS_PORT on the host
+to it, so a browser on the host reaches it too. Both addresses are printed.
 Everything it starts is stopped, and the lab removed, when it ends.
 """
 
@@ -12,7 +15,7 @@ from core import environment
 from runner.stack import Stack
 from runner.supervisor import Supervisor
 
-from .namespaces import DEMO_PREFIX, Lab
+from .namespaces import DEMO_PREFIX, LB_EXTERNAL_ADDRESS, Lab
 
 
 def host_address():
@@ -44,7 +47,11 @@ def main():
             stack.wait_for_workers()
             address = host_address() if listen == "0.0.0.0" else listen  # noqa: S104
             print()
+            own = f"https://{LB_EXTERNAL_ADDRESS}:{stack.own_https_port}/lbadmin/"
             print(f"  lbadmin is running: https://{address}:{port}/lbadmin/")
+            print(f"  and on the appliance's own address in the lab: {own}")
+            print(f"    (from the lab's client: ip netns exec {lab.ns('client')} "
+                  f"curl -k {own}login/)")
             print("  (the certificate is self-signed: the browser's warning is expected)")
             print("  user:     loadbalancer")
             if stack.generated_password:

@@ -8,7 +8,9 @@ Namespaces are `<prefix>client`, `<prefix>lb`, `<prefix>primary`, `<prefix>secon
 `<prefix>switch`. The demo's prefix is `lbadmin-`; tests use `lbt-<pid>-<n>-`, so labs never
 collide and a dead test run's leftovers can be told apart from a live one's. The guide's host
 numbers are moved into documentation ranges (RFC 5737), so no lab packet can mean anything
-outside. The primary and the secondary run lab.server on the guide's seven ports.
+outside. The primary and the secondary run lab.server on the guide's seven ports. The
+appliance's WebUI runs inside the lb namespace (on 198.51.100.1:9443, as a real appliance
+has it); `Lab.forward` (lab.forward) gives the host's browser a port that leads to it.
 
     python -m lab up [--prefix P]     build it and wait (Ctrl-C removes it)
     python -m lab down [--stale]      remove every lbadmin lab (--stale: only test labs
@@ -148,6 +150,30 @@ class Lab:
             process.kill()
             raise RuntimeError(f"the {role} listener did not start")
         process.role = role
+        self.listeners.append(process)
+        return process
+
+    def forward(self, listen_address, listen_port, role="lb", port=9443):
+        """A port on the host that leads to `port` on 127.0.0.1 inside the role's namespace
+        (lab.forward): how the host's browser reaches the WebUI, which runs inside the lb
+        namespace. Returns once it listens; the same forward asked again is the running one.
+        Stopped with the lab, like the listeners."""
+        key = (listen_address, listen_port, role, port)
+        for process in self.listeners:
+            if getattr(process, "forward", None) == key and process.poll() is None:
+                return process
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lab.forward", "--listen", f"{listen_address}:{listen_port}",
+             "--netns", self.ns(role), "--to", f"127.0.0.1:{port}"],
+            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent,
+        )
+        if process.stdout.readline().strip() != "ready":
+            process.kill()
+            process.wait()
+            raise RuntimeError(f"the forward from {listen_address}:{listen_port} to the "
+                               f"{role} namespace's port {port} did not start")
+        process.role = f"{role}-forward"
+        process.forward = key
         self.listeners.append(process)
         return process
 

@@ -1,9 +1,13 @@
 """Start and stop the appliance's processes: Redis, gunicorn, the three workers and beat.
 
 `make demo` and the system tests both use this, so what the tests prove is what the demo runs.
-With a lab, the privileged workers (dataplane, checks) are started inside its lb namespace with
-`ip netns exec` — the one place that decides where they act. Without a lab they act in the
-host's namespace, as on a real appliance.
+With a lab, the privileged workers (dataplane, checks) and the WebUI are started inside its lb
+namespace with `ip netns exec` — the one place that decides where they run. The WebUI then
+listens on the appliance's own addresses there, on port 9443 (the lab's client reaches
+https://198.51.100.1:9443/lbadmin/), and the lab forwards `listen_address:https_port` on the
+host to it, so the host's browser and the tests still reach it there. Without a lab everything
+runs in the host's namespace and the WebUI listens on `listen_address:https_port`, as on a real
+appliance.
 """
 
 import contextlib
@@ -34,6 +38,11 @@ WORKERS = {
     "checks": (["-P", "threads", "-c", "64"], True),
     "maintenance": (["-c", "1"], False),
 }
+
+
+# The WebUI's port inside the lab's lb namespace: the appliance's own. Each lab has its own
+# namespace, so it is always free there whatever port the host forwards to it.
+LAB_HTTPS_PORT = 9443
 
 
 class StartError(RuntimeError):
@@ -159,13 +168,15 @@ class Stack:
             else:
                 self.start_worker(name.removeprefix("worker-"))
 
-    def _spawn(self, name, command, in_lab=False):
+    def _spawn(self, name, command, in_lab=False, env=None):
+        """Start a service; `env` overrides part of the stack's environment for this one."""
         if in_lab and self.lab is not None:
             command = [*self.lab.exec_prefix("lb"), *command]
         log = open(self.log_dir / f"{name}.out", "ab")  # noqa: SIM115 - kept for the process
         # Own session: Ctrl-C in the terminal reaches only the runner, which stops these in
         # order; and a worker's pool children share its process group, so killpg gets them.
-        process = subprocess.Popen(command, cwd=self.code_dir, env=self.code_env(), stdout=log,
+        process = subprocess.Popen(command, cwd=self.code_dir,
+                                   env={**self.code_env(), **(env or {})}, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         with self.lock:
@@ -210,21 +221,53 @@ class Stack:
             if line.startswith("LBADMIN_GENERATED_PASSWORD="):
                 self.generated_password = line.partition("=")[2]
 
+    @property
+    def own_https_port(self):
+        """The port the WebUI listens on where it runs: 9443 inside a lab's lb namespace (the
+        host reaches it on https_port through the lab's forward), else https_port itself."""
+        return LAB_HTTPS_PORT if self.lab is not None else self.https_port
+
+    @property
+    def own_listen_address(self):
+        """Inside a lab's lb namespace the WebUI listens on every address of the appliance."""
+        return "0.0.0.0" if self.lab is not None else self.listen_address  # noqa: S104
+
     def start_web(self):
+        """gunicorn on HTTPS (and the optional plain-HTTP redirect). With a lab both run in its
+        lb namespace and the lab forwards the host's ports to them (the lab object's
+        `forward`, asked again on every start: it keeps one per port); the probe goes through
+        that forward, as the host's browser does."""
+        own = {"LBADMIN_LISTEN_ADDRESS": self.own_listen_address,
+               "LBADMIN_HTTPS_PORT": str(self.own_https_port)}
+        if self.lab is not None:
+            self.lab.forward(self.listen_address, self.https_port, role="lb",
+                             port=self.own_https_port)
         self._spawn("web", [sys.executable, "-m", "gunicorn", "-c",
-                            "python:appliance.gunicorn_conf", "appliance.wsgi"])
+                            "python:appliance.gunicorn_conf", "appliance.wsgi"],
+                    in_lab=True, env=own)
         self._wait("web", lambda: self._https_answers())
         if self.http_port:
+            if self.lab is not None:
+                self.lab.forward(self.listen_address, self.http_port, role="lb",
+                                 port=self.http_port)
+            # it redirects to the HTTPS port of the place it runs in (9443 in a lab)
             self._spawn("web-http", [
                 sys.executable, "-m", "gunicorn", "--workers", "1", "--no-control-socket", "--bind",
-                f"{self.listen_address}:{self.http_port}", "appliance.wsgi:redirect_to_https",
-            ])
-            self._wait("web-http", lambda: socket.create_connection(
-                (self.local_address, self.http_port), timeout=1).close())
+                f"{self.own_listen_address}:{self.http_port}", "appliance.wsgi:redirect_to_https",
+            ], in_lab=True, env=own)
+            self._wait("web-http", lambda: self._http_answers())
 
     @property
     def local_address(self):
         return "127.0.0.1" if self.listen_address in ("0.0.0.0", "") else self.listen_address  # noqa: S104
+
+    def _http_answers(self):
+        """The plain-HTTP port answers (through the lab's forward a bare connect would succeed
+        before anything listens behind it, so wait for a status line)."""
+        with socket.create_connection((self.local_address, self.http_port), timeout=3) as raw:
+            raw.sendall(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            if not raw.recv(64).startswith(b"HTTP/1"):
+                raise StartError("the plain-HTTP port answered nothing")
 
     def _https_answers(self):
         """The login page answers below 500: the web process loaded the application and can

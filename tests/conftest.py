@@ -50,8 +50,10 @@ def lab():
 @pytest.fixture(scope="session")
 def appliance_stack():
     """The whole appliance, as `make demo` runs it, over a lab and a fresh data directory:
-    Redis, gunicorn on HTTPS, the three workers (dataplane and checks in the lab's lb
-    namespace), beat and the supervisor. Shared by the system tests; removed at the end."""
+    Redis, gunicorn on HTTPS (in the lab's lb namespace on 198.51.100.1:9443, which the lab
+    forwards to 127.0.0.1:<https_port> on the host), the three workers (dataplane and checks in
+    the lb namespace too), beat and the supervisor. Shared by the system tests; removed at the
+    end."""
     with running_stack(https_port=free_port(9443)) as stack:
         yield stack
 

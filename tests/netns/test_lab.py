@@ -1,6 +1,7 @@
 """The lab itself: the guide's topology in namespaces, the listeners, and clean teardown."""
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ from lab import (
     existing_namespaces,
     unique_test_prefix,
 )
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.netns
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,10 +70,33 @@ def test_the_lb_is_the_router_between_client_and_clusters(lab):
         f"primary port 12000 client {CLIENT_ADDRESS} | primary port 12000 echo hello"]
 
 
+def test_a_forward_leads_a_host_port_into_a_lab_namespace_both_ways(lab):
+    port = free_port()
+    forward = lab.forward("127.0.0.1", port, role="primary", port=12000)
+    # the listening socket is the host's; the connection behind it starts in the primary's
+    # namespace, so the primary sees its own loopback address
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        lines = s.makefile()
+        assert lines.readline().strip() == "primary port 12000 client 127.0.0.1"
+        s.sendall(b"hello\n")
+        assert lines.readline().strip() == "primary port 12000 echo hello"
+    assert lab.forward("127.0.0.1", port, role="primary", port=12000) is forward
+    assert (os.stat(f"/proc/{forward.pid}/ns/net").st_ino
+            == os.stat(f"/run/netns/{lab.ns('primary')}").st_ino)
+
+
+def test_a_forward_on_a_taken_port_says_so(lab):
+    with socket.create_server(("127.0.0.1", 0)) as taken, \
+            pytest.raises(RuntimeError, match="did not start"):
+        lab.forward("127.0.0.1", taken.getsockname()[1], role="lb", port=9443)
+
+
 def test_leaving_the_lab_removes_its_namespaces_and_processes():
     lab = Lab(unique_test_prefix())
     with lab:
+        lab.forward("127.0.0.1", free_port(), role="lb", port=9443)
         pids = [p.pid for p in lab.listeners]
+        assert len(pids) == 3
         assert all(name in existing_namespaces() for name in lab.namespaces())
     assert not any(name in existing_namespaces() for name in lab.namespaces())
     assert not any(os.path.exists(f"/proc/{pid}") for pid in pids)

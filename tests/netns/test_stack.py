@@ -6,12 +6,13 @@ import socket
 import ssl
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from lab import existing_namespaces, unique_test_prefix
+from lab import LB_EXTERNAL_ADDRESS, existing_namespaces, unique_test_prefix
 from tests.conftest import free_port, needs_root
 
 pytestmark = pytest.mark.netns
@@ -31,6 +32,28 @@ def https_get(port, path):
     return answer.decode(errors="replace")
 
 
+HTTPS_GET = textwrap.dedent("""
+    import socket, ssl, sys
+    host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    context = ssl._create_unverified_context()
+    with socket.create_connection((host, port), timeout=5) as raw, \\
+            context.wrap_socket(raw) as tls:
+        tls.sendall(f"GET {path} HTTP/1.0\\r\\nHost: {host}\\r\\n\\r\\n".encode())
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    sys.stdout.write(answer.decode(errors="replace"))
+""")
+
+
+def https_get_from(exec_prefix, host, port, path):
+    """GET over HTTPS from inside a lab namespace (`exec_prefix`: the lab's for a role)."""
+    result = subprocess.run([*exec_prefix, sys.executable, "-c", HTTPS_GET, host, str(port),
+                             path], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def test_a_task_through_redis_runs_on_the_dataplane_worker_inside_the_lab(appliance_stack):
     result = appliance_stack.celery_app().send_task(
         "network.tasks.describe_network_namespace")
@@ -44,6 +67,35 @@ def test_the_webui_answers_over_https_and_sends_strangers_to_login(appliance_sta
     answer = https_get(appliance_stack.https_port, "/lbadmin/cluster/virtual-services/")
     assert answer.split(" ", 2)[1] == "302"
     assert "Location: /lbadmin/login/?next=/lbadmin/cluster/virtual-services/" in answer
+
+
+def test_the_webui_runs_in_the_lb_namespace_and_the_lab_client_reaches_it_on_9443(
+        appliance_stack):
+    lab = appliance_stack.lab
+    web = appliance_stack.processes["web"]
+    assert (os.stat(f"/proc/{web.pid}/ns/net").st_ino
+            == os.stat(f"/run/netns/{lab.ns('lb')}").st_ino)
+    answer = https_get_from(lab.exec_prefix("client"), LB_EXTERNAL_ADDRESS, 9443,
+                            "/lbadmin/login/")
+    assert answer.split(" ", 2)[1] == "200"
+    assert "Log in" in answer
+    # and the host's forwarded port leads to the same WebUI
+    assert "Log in" in https_get(appliance_stack.https_port, "/lbadmin/login/")
+
+
+def test_a_restarted_webui_comes_back_in_the_lb_namespace_behind_the_same_forward(
+        appliance_stack):
+    lab = appliance_stack.lab
+    forwards = [p for p in lab.listeners if p.role == "lb-forward"]
+    appliance_stack.restart_service("web")
+    web = appliance_stack.processes["web"]
+    assert (os.stat(f"/proc/{web.pid}/ns/net").st_ino
+            == os.stat(f"/run/netns/{lab.ns('lb')}").st_ino)
+    assert [p for p in lab.listeners if p.role == "lb-forward"] == forwards
+    assert all(p.poll() is None for p in forwards)
+    assert "Log in" in https_get(appliance_stack.https_port, "/lbadmin/login/")
+    assert "Log in" in https_get_from(lab.exec_prefix("client"), LB_EXTERNAL_ADDRESS, 9443,
+                                      "/lbadmin/login/")
 
 
 def processes_using(data_dir):
@@ -80,12 +132,17 @@ def test_make_demo_prints_the_url_and_password_and_ctrl_c_removes_everything(tmp
                 break
         text = "".join(printed)
         assert f"https://127.0.0.1:{port}/lbadmin/" in text
+        own = f"https://{LB_EXTERNAL_ADDRESS}:9443/lbadmin/"
+        assert own in text
+        assert f"ip netns exec {prefix}client curl -k {own}login/" in text
         assert "user:     loadbalancer" in text
         password = next(line.split()[1] for line in printed if "password:" in line)
         assert len(password) >= 20
         assert all(f"{prefix}{role}" in existing_namespaces()
                    for role in ("client", "lb", "primary", "secondary"))
         assert "Log in" in https_get(port, "/lbadmin/login/")
+        assert "Log in" in https_get_from(["ip", "netns", "exec", f"{prefix}client"],
+                                          LB_EXTERNAL_ADDRESS, 9443, "/lbadmin/login/")
         assert processes_using(tmp_path)
     finally:
         demo.send_signal(signal.SIGINT)
