@@ -174,8 +174,9 @@ def real_server_delete(request, pk):
 
 def floating_ips(request):
     listing, error = live_interfaces()
+    # the configuration's subnets, never the kernel's: the same rule as a restore
     form = FloatingIPForm(request.POST or None, networks=connected_networks(
-        listing or [], NetworkConfiguration.load().interfaces))
+        [], NetworkConfiguration.load().interfaces))
     if request.method == "POST" and listing is not None and form.is_valid():
         services.do_add_floating_ip(form.cleaned_data["address"], request.user)
         messages.success(request, f"Floating IP {form.cleaned_data['address']} added.")

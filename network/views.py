@@ -102,7 +102,8 @@ def routing(request):
     initial = {"gateway4": stored.gateway4, "gateway6": stored.gateway6,
                "routes": "\n".join(f"{r['destination']} {r['gateway']}" for r in stored.routes)}
     form = RoutingForm(request.POST or None, initial=initial,
-                       networks=connected_networks(listing or [], stored.interfaces))
+                       # the configuration's subnets, never the kernel's (as a restore)
+                       networks=connected_networks([], stored.interfaces))
     if request.method == "POST" and listing is not None and form.is_valid():
         response = _configure(request, form, {k: form.cleaned_data[k]
                                               for k in ("gateway4", "gateway6", "routes")},
