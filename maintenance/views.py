@@ -1,3 +1,5 @@
+import re
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
@@ -15,8 +17,11 @@ from core.workers import WorkerUnavailable, send_task
 from . import backup, online, restarts, updates
 from .forms import BackupForm, OfflineUpdateForm, OnlineUpdateForm, RestoreForm
 from .models import OnlineUpdate, Revision, UpdateJob
+from .revisions import KEEP as REVISIONS_KEPT
 from .revisions import diff as revisions_diff
 from .tasks import install_update
+
+REVISION_NUMBER = re.compile(r"[0-9]{1,18}")
 
 
 def passwords(request):
@@ -74,12 +79,26 @@ def backup_restore(request):
 def history(request):
     """Every saved change as a revision: who, when, what; a diff of any two; roll back."""
     revisions = Revision.objects.only("id", "at", "user", "action")[:200]
-    older = Revision.objects.filter(pk=request.GET.get("a") or 0).first()
-    newer = Revision.objects.filter(pk=request.GET.get("b") or 0).first()
+    older, newer = (_revision(request, request.GET.get(key, "")) for key in ("a", "b"))
     difference = revisions_diff(older, newer) if older and newer else ""
     return render(request, "maintenance/history.html", {
         "page_title": "Backup & Restore", "revisions": revisions, "older": older,
         "newer": newer, "difference": difference})
+
+
+def _revision(request, number):
+    """The revision a query parameter names, or None (with a message if it names none)."""
+    if not number:
+        return None
+    if not REVISION_NUMBER.fullmatch(number):
+        messages.error(request, f"“{number[:40]}” is not a revision number: choose two revisions "
+                                "in the table.")
+        return None
+    revision = Revision.objects.filter(pk=int(number)).first()
+    if revision is None:
+        messages.error(request, f"There is no revision {number} (the newest "
+                                f"{REVISIONS_KEPT} are kept).")
+    return revision
 
 
 @require_POST
@@ -88,7 +107,8 @@ def roll_back(request, pk):
     try:
         backup.restore(backup.parse(revision.xml.encode()), request.user)
     except backup.BackupError as refused:
-        messages.error(request, f"Revision {pk} cannot be restored: {refused}")
+        messages.error(request, f"Revision {pk} cannot be restored: {refused} Nothing was "
+                                "changed.")
     else:
         messages.success(request, f"Rolled back to revision {pk}; it is being applied.")
     return redirect("maintenance:history")

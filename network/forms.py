@@ -198,8 +198,10 @@ class RoutingForm(forms.Form):
 
 
 class HostnameDnsForm(forms.Form):
+    # strip, as every CharField does (RegexField does not by default): "lb1\n" would match
+    # the pattern ($ matches before a final line break) and be written to /etc/hostname.
     hostname = forms.RegexField(
-        regex=r"^(?=.{1,63}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$",
+        regex=r"^(?=.{1,63}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$", strip=True,
         error_messages={"invalid": "A hostname is letters, digits and hyphens (1–63), not "
                                    "starting or ending with a hyphen."})
     dns1 = forms.GenericIPAddressField(label="DNS Server 1", required=False)
