@@ -9,7 +9,6 @@ import logging
 import time
 
 from django.db import transaction
-from pyroute2.netlink.exceptions import NetlinkError
 
 from core import health
 from network import netlink
@@ -20,8 +19,17 @@ from . import conntrack, desired, nft
 from .render import diff_script, full_script, render
 
 log = logging.getLogger("lbadmin.dataplane")
-_live = None
+_live = None  # the Ruleset in the kernel, as far as this process put it there
 _unplaced = []  # VIPs no connected subnet holds, as of the last time they were placed
+_uncut = set()  # halted pairs whose open connections a failed apply did not cut yet
+_full_due = False  # a full apply failed before its ruleset went in: the next one is full too
+
+
+def forget_live():
+    """As at the worker's start: nothing known of the kernel, so the next apply is full (tests,
+    whose labs come and go under one process)."""
+    global _live, _unplaced, _uncut, _full_due
+    _live, _unplaced, _uncut, _full_due = None, [], set(), False
 
 
 def desired_ruleset():
@@ -36,31 +44,43 @@ def desired_ruleset():
 def apply_dataplane(full=False):
     """Apply the difference (or everything, when `full` or after a start); cut halted pairs.
 
-    A refused script leaves the previous ruleset live; the error is recorded for the WebUI.
+    Whatever goes wrong in an apply — reading the desired state, placing addresses, nft, the
+    conntrack cut — is logged with its traceback and recorded as a failed apply with its
+    reason, which the WebUI shows, and the worker takes the next change as usual (only a
+    failure to record it, with Redis or the database down, escapes). `_live` always says what
+    the kernel holds: a refused script leaves the previous ruleset live; once nft took the
+    new one, it is live even if the cut after it fails.
     """
-    global _live, _unplaced
+    global _live, _unplaced, _uncut, _full_due
     started = time.perf_counter()
-    generation, rules = desired_ruleset()
-    full = full or _live is None
-    script = full_script(rules) if full else diff_script(_live, rules)
+    generation, applied, stage = None, False, "reading the desired state"
     try:
+        generation, rules = desired_ruleset()
+        full = full or _full_due or _live is None
+        script = full_script(rules) if full else diff_script(_live, rules)
         # VIP addresses go before the rules that answer for them; they are read back from the
         # kernel only when the set of VIPs changes (or one could not be placed yet).
+        stage = "placing addresses"
         if full or rules.vips != _live.vips or rules.floating_ips != _live.floating_ips \
                 or _unplaced:
             _unplaced = netlink.place_addresses(rules.floating_ips, netlink.FLOATING_PROTO) \
                 + netlink.ensure_vips(rules.vips)
+        stage = "applying the ruleset"
         if script:
             nft.apply(script)
-    except (nft.NftError, NetlinkError, OSError) as error:
-        log.error("apply of generation %s failed: %s", generation, error)
-        runtime.record_failed(generation, str(error))
-        return {"generation": generation, "ok": False, "error": str(error)}
-    newly_cut = rules.cut_marks - (set() if full else _live.cut_marks)
-    _live = rules
-    cut = sorted(newly_cut)
-    for mark in cut:
-        conntrack.delete_by_mark(mark)
+        applied, _full_due = True, False
+        # From here the kernel holds `rules`, whatever fails after this.
+        newly_cut = rules.cut_marks - (set() if full else _live.cut_marks)
+        _live = rules
+        # A cut a failed apply left undone is retried while the pair is still halted.
+        cut = sorted(newly_cut | (_uncut & rules.cut_marks))
+        _uncut = set(cut)
+        stage = "cutting halted servers' connections"
+        for mark in cut:
+            conntrack.delete_by_mark(mark)
+            _uncut.discard(mark)
+    except Exception as error:  # any failure is the apply's result, never the worker's end
+        return _failed(generation, stage, applied, full, error)
     elapsed = (time.perf_counter() - started) * 1000
     mode = "full" if full else "difference"
     warnings = [f"No interface has a subnet holding {address}: add an address in that "
@@ -70,6 +90,26 @@ def apply_dataplane(full=False):
              elapsed, script.count("\n"), cut)
     return {"generation": generation, "ok": True, "mode": mode, "milliseconds": elapsed,
             "cut": cut}
+
+
+def _failed(generation, stage, applied, full, error):
+    """Log and record a failed apply; its result for the caller."""
+    global _full_due
+    reason = f"{type(error).__name__}: {error}"
+    if applied:
+        reason += (" (the new ruleset is live, but open connections of halted servers were "
+                   "not cut; the next apply tries again)")
+    elif full:
+        _full_due = True
+    log.error("apply of generation %s failed while %s: %s", generation, stage, reason,
+              exc_info=error)
+    if generation is None:
+        # The desired state could not be read: the failure belongs to the newest change.
+        # Should the database not answer even this, the error escapes and, nothing being
+        # recorded, the WebUI keeps saying "Applying…" and the sampler sends the apply again.
+        generation = ConfigGeneration.current()
+    runtime.record_failed(generation, reason)
+    return {"generation": generation, "ok": False, "error": reason, "stage": stage}
 
 
 def compare_live():

@@ -6,6 +6,7 @@ import redis
 from django.conf import settings
 from pyroute2 import netns
 
+from clusters import tasks
 from clusters.dataplane import apply
 
 
@@ -43,7 +44,7 @@ def inside(namespace):
 def dataplane(lab, redis_server, transactional_db, monkeypatch):
     """Apply the database's configuration in the lab's lb namespace, as the worker does."""
     redis_server.flushall()
-    apply._live, apply._unplaced = None, []
+    apply.forget_live()
 
     class Dataplane:
         def apply(self, full=False, expect_ok=True):
@@ -62,13 +63,11 @@ def dataplane(lab, redis_server, transactional_db, monkeypatch):
                 return apply.compare_live()
 
         def sample(self):
-            from clusters import tasks
-
             monkeypatch.setattr(tasks.apply_dataplane, "delay", lambda: None)  # applied here
             with inside(lab.ns("lb")):
                 return tasks.sample_connections()
 
     yield Dataplane()
-    apply._live, apply._unplaced = None, []
+    apply.forget_live()
     apply.nft.close_contexts()
     apply.conntrack.close_sockets()

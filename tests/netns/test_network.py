@@ -9,12 +9,12 @@ import pytest
 from django.utils import timezone
 
 from clusters import services
+from clusters.dataplane import apply as dataplane_apply
 from clusters.models import FloatingIP
 from lab import (
     CLIENT_ADDRESS,
     FLOATING_IP,
     LB_EXTERNAL_ADDRESS,
-    PRIMARY_ADDRESS,
     VIP,
     Lab,
     unique_test_prefix,
@@ -23,6 +23,7 @@ from network import kernel, netlink
 from network import services as network_services
 from network import tasks as network_tasks
 from network.models import NetworkConfiguration, PendingNetworkChange
+from tests.conftest import needs_root
 
 from .conftest import inside
 from .test_dataplane import real_server, served_by, vna_service
@@ -35,8 +36,6 @@ EMPTY = {"interfaces": {}, "vlans": [], "gateway4": "", "gateway6": "", "routes"
 @pytest.fixture
 def bare_lab():
     """The lab without addresses on the lb: the guide's 6.1.1 starts from there."""
-    from tests.conftest import needs_root
-
     needs_root()
     with Lab(unique_test_prefix(), lb_addresses=False) as built:
         yield built
@@ -122,15 +121,11 @@ def test_a_refused_change_leaves_the_previous_settings(bare_lab):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_floating_ip_is_the_real_servers_gateway_and_replies_come_back(dataplane):
-    from tests.conftest import needs_root
-
     needs_root()
     with Lab(unique_test_prefix(), gateway=FLOATING_IP) as lab:
         FloatingIP.objects.create(address=FLOATING_IP)
         real_server(vna_service())
         with inside(lab.ns("lb")):
-            from clusters.dataplane import apply as dataplane_apply
-
             assert dataplane_apply.apply_dataplane(full=True)["ok"]
         assert f"{FLOATING_IP}/24" in lb_addresses(lab)
         # the primary's default route is the floating IP; NAT keeps the client's address
@@ -146,14 +141,12 @@ def test_the_stored_configuration_comes_back_after_the_addresses_are_cleared(bar
     stored = NetworkConfiguration.load()
     stored.interfaces = {"eth1": {"addresses": ["198.51.100.1/24"], "mtu": 1500}}
     stored.save()
-    from network.tasks import apply_network_from_database
-
     with inside(bare_lab.ns("lb")):
-        assert apply_network_from_database() == {"ok": True}
+        assert network_tasks.apply_network_from_database() == {"ok": True}
     subprocess.run(["ip", "-n", bare_lab.ns("lb"), "addr", "flush", "dev", "eth1"], check=True)
     assert "198.51.100.1" not in lb_addresses(bare_lab)
     with inside(bare_lab.ns("lb")):  # what the dataplane worker does when it starts
-        assert apply_network_from_database() == {"ok": True}
+        assert network_tasks.apply_network_from_database() == {"ok": True}
     assert "198.51.100.1/24" in lb_addresses(bare_lab)
 
 
@@ -178,9 +171,18 @@ def test_the_lock_out_guard_rolls_back_a_change_nobody_confirmed(bare_lab, redis
 
 @pytest.mark.django_db(transaction=True)
 def test_a_confirmed_change_is_kept(bare_lab, redis_server):
+    before = EMPTY | {"interfaces": {"eth1": {"addresses": ["198.51.100.1/24"]}}}
+    apply(bare_lab, before)
+    after = EMPTY | {"interfaces": {"eth1": {"addresses": ["198.51.100.2/24"]}}}
+    apply(bare_lab, after)
+    stored = NetworkConfiguration.load()
+    stored.interfaces = after["interfaces"]
+    stored.save()
     pending = PendingNetworkChange.objects.create(
-        token="k33p", previous=EMPTY, deadline=timezone.now())
+        token="k33p", previous=before, deadline=timezone.now())
     assert network_services.do_confirm_network_change(pending.token, "user")
-    with inside(bare_lab.ns("lb")):
+    with inside(bare_lab.ns("lb")):  # the worker, when the confirmation time is up
         assert network_tasks.roll_back_unconfirmed(pending.token) == "kept"
-    assert PRIMARY_ADDRESS  # the lab stays as it was
+    assert "198.51.100.2/24" in lb_addresses(bare_lab)
+    assert "198.51.100.1" not in lb_addresses(bare_lab)
+    assert NetworkConfiguration.load().interfaces == after["interfaces"]

@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pytest
 import yaml
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
@@ -24,12 +25,19 @@ def test_every_service_uses_the_host_network_and_the_data_volume():
     assert "lbadmin-data" in compose["volumes"]
 
 
-def test_only_the_privileged_workers_get_net_admin():
+def test_the_dataplane_worker_gets_net_admin_and_the_unprivileged_services_no_capability():
     services = load()["services"]
-    for name in ("worker-dataplane", "worker-checks"):
-        assert "NET_ADMIN" in services[name]["cap_add"], name
+    assert "NET_ADMIN" in services["worker-dataplane"]["cap_add"]
     for name in ("web", "beat", "worker-maintenance", "redis"):
-        assert "NET_ADMIN" not in services[name].get("cap_add", []), name
+        assert not services[name].get("cap_add"), name
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12: least privilege — docker-compose.yml still "
+                   "gives worker-checks NET_ADMIN (DESIGN.md, Privileges)")
+def test_the_checks_worker_may_ping_but_never_gets_net_admin():
+    cap_add = set(load()["services"]["worker-checks"]["cap_add"])
+    assert "NET_RAW" in cap_add  # ping checks
+    assert "NET_ADMIN" not in cap_add  # the conntrack sampler belongs to the dataplane worker
 
 
 def test_the_dataplane_worker_runs_one_task_at_a_time():

@@ -2,11 +2,16 @@
 packages and its migrations on a copy of the database, hand over to the supervisor. (The
 switch-over itself is proven on a real stack: tests/browser/test_update.py.)"""
 
+import sqlite3
+
 import pytest
+from django.db import connection
 
 from core.version import __version__
-from maintenance import install, updates
+from maintenance import install, restarts, updates
 from maintenance.models import UpdateJob
+from runner.stack import ROOT, active_release
+from runner.supervisor import JobReport, settle_interrupted_switches
 from tests import releases
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -41,14 +46,13 @@ def test_a_release_is_staged_checked_and_handed_to_the_supervisor(key, tmp_path,
     assert supervisor == [{"switch": {"job": job.pk, "release": str(release),
                                       "version": "9.0.0"}}]
     assert (release / "manage.py").is_file()
-    # the staged code says its own version
-    assert '__version__ = "9.0.0"' in (release / "appliance" / "version.py").read_text()
+    # the staged code says its own version: where it imports it, and where 0.1.0 reads it
+    for name in updates.VERSION_FILES:
+        assert '__version__ = "9.0.0"' in (release / name).read_text(), name
 
 
 def test_a_release_whose_migration_fails_is_refused_and_the_database_untouched(
         key, tmp_path, supervisor):
-    from django.db import connection
-
     archive = releases.build(tmp_path, "9.0.1", key, {
         "clusters/migrations/0099_fails.py": releases.FAILING_MIGRATION})
     job = job_for(archive, "9.0.1")
@@ -84,8 +88,6 @@ def test_without_a_supervisor_nothing_is_staged(key, tmp_path, monkeypatch):
 
 
 def test_restart_needed_names_dead_stopped_and_outdated_services():
-    from maintenance import restarts
-
     running = {"pid": 10, "running": True, "version": "9.0.0"}
     state = {"version": "9.0.0", "services": {
         "redis": running, "web": {**running, "version": "0.1.0"},
@@ -100,10 +102,6 @@ def test_restart_needed_names_dead_stopped_and_outdated_services():
 
 
 def test_a_switch_the_supervisor_did_not_finish_is_marked_failed_at_its_next_start(tmp_path):
-    import sqlite3
-
-    from runner.supervisor import JobReport, settle_interrupted_switches
-
     database = tmp_path / "lbadmin.sqlite3"
     settle_interrupted_switches(database)  # a first start: no table yet, nothing to do
     with sqlite3.connect(database) as db:
@@ -138,14 +136,14 @@ def test_one_update_at_a_time_and_never_to_an_older_version(supervisor):
     assert supervisor == []
 
 
-def test_the_services_run_the_switched_to_release_unless_the_checkout_is_newer(tmp_path):
-    from runner.stack import ROOT, active_release
-
+@pytest.mark.parametrize("version_file", updates.VERSION_FILES)  # a release of now, of 0.1.0
+def test_the_services_run_the_switched_to_release_unless_the_checkout_is_newer(
+        tmp_path, version_file):
     assert active_release(tmp_path) == ROOT  # nothing switched to yet
     release = tmp_path / "releases" / "9.9.9"
-    (release / "appliance").mkdir(parents=True)
-    (release / "appliance" / "version.py").write_bytes(updates.version_file("9.9.9"))
+    (release / version_file).parent.mkdir(parents=True)
+    (release / version_file).write_bytes(updates.version_file("9.9.9"))
     (tmp_path / "current").symlink_to(release)
     assert active_release(tmp_path) == release
-    (release / "appliance" / "version.py").write_bytes(updates.version_file("0.0.1"))
+    (release / version_file).write_bytes(updates.version_file("0.0.1"))
     assert active_release(tmp_path) == ROOT  # e.g. after a `git pull` of a newer checkout

@@ -7,7 +7,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
+from clusters import runtime, status
 from clusters.models import ConfigGeneration, RealServer, VirtualService
+from clusters.tasks import apply_dataplane
 from core.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
@@ -36,6 +38,24 @@ def redis_down(settings, tmp_path):
     settings.CELERY_BROKER_URL = f"redis+socket://{tmp_path}/nothing.sock"
 
 
+@pytest.fixture
+def sent(monkeypatch):
+    """The applies sent to the dataplane worker (kwargs of each), instead of a broker."""
+    calls = []
+    monkeypatch.setattr(apply_dataplane, "apply_async",
+                        lambda args=None, kwargs=None, **options: calls.append(kwargs or {}))
+    return calls
+
+
+@pytest.fixture
+def nothing_applied_yet(monkeypatch):
+    """Redis answers, and the dataplane worker has applied nothing yet."""
+    monkeypatch.setattr(runtime, "read_status", lambda client=None: runtime.ApplyStatus())
+    monkeypatch.setattr(runtime, "read_connections", lambda client=None: {})
+    monkeypatch.setattr(runtime, "read_overloaded", lambda client=None: frozenset())
+    monkeypatch.setattr(status.health_state, "load_many", lambda ids, client=None: {})
+
+
 def field_error(response, field):
     """The error text shown inside the field's own block."""
     html = response.content.decode()
@@ -51,9 +71,12 @@ def add_service(client, **changes):
     return client.post(reverse("cluster:virtual-service-add"), GOOD_SERVICE | changes)
 
 
-def test_the_guides_service_is_saved_and_the_apply_is_asked_for(admin):
-    response = add_service(admin)
+def test_the_guides_service_is_saved_and_the_apply_is_asked_for(
+        admin, sent, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = add_service(admin)
     assert response.status_code == 302
+    assert sent == [{}]  # one apply (of the difference), once the save committed
     service = VirtualService.objects.get()
     assert service.ports == "12000,12100,12200,12300,12301,12950,12800"
     assert service.fallback_masq and service.fallback_port == 0
@@ -172,21 +195,30 @@ def test_the_real_server_defaults_follow_the_guide(admin):
     assert 'name="max_connections" value="0"' in html
 
 
-def test_halt_and_online_buttons_record_the_state_and_show_it_pending(admin):
+def test_halt_and_online_buttons_record_the_state_and_show_it_pending(
+        admin, sent, nothing_applied_yet, django_capture_on_commit_callbacks):
     add_service(admin)
     service = VirtualService.objects.get()
     add_server(admin, service)
     server = RealServer.objects.get()
-    response = admin.post(reverse("overview:set-state", args=[server.pk]), {"state": "halt"},
-                          HTTP_HX_REQUEST="true")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin.post(reverse("overview:set-state", args=[server.pk]),
+                              {"state": "halt"}, HTTP_HX_REQUEST="true")
     server.refresh_from_db()
     assert server.state == "halt"
+    assert sent == [{}]
     html = response.content.decode()
-    assert 'id="layer4"' in html and "Online (halt)" in html
+    # pending: Halt is recorded, the worker has not put it into the kernel yet
+    assert 'id="layer4"' in html and "Online (halt): applying…" in html
     assert AuditEntry.objects.filter(action__contains="to Halt").exists()
-    admin.post(reverse("overview:set-state", args=[server.pk]), {"state": "online"})
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin.post(reverse("overview:set-state", args=[server.pk]),
+                              {"state": "online"}, HTTP_HX_REQUEST="true")
     server.refresh_from_db()
     assert server.state == "online"
+    assert "Online: applying…" in response.content.decode()
+    assert AuditEntry.objects.filter(action__contains="to Online").exists()
+    assert sent == [{}, {}]
 
 
 def test_an_unknown_state_changes_nothing(admin):

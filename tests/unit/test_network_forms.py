@@ -1,15 +1,22 @@
 """Local Configuration input rules, checked against a given live interface listing."""
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
 
 from clusters.forms import FloatingIPForm
 from clusters.models import FloatingIP, VirtualService
+from clusters.tasks import apply_dataplane
+from network import services, tasks
 from network.forms import (
+    HostnameDnsForm,
     InterfacesForm,
     RoutingForm,
     VlanForm,
     connected_networks,
 )
+from network.kernel import write_resolver_files
+from network.models import NetworkConfiguration, PendingNetworkChange
 
 pytestmark = pytest.mark.django_db
 
@@ -89,9 +96,6 @@ def test_a_vlan_id_outside_1_to_4094_is_refused(vlan_id, words):
 
 
 def test_the_interfaces_page_says_when_the_worker_cannot_be_asked(client, settings, tmp_path):
-    from django.contrib.auth import get_user_model
-    from django.urls import reverse
-
     settings.REDIS_URL = f"unix://{tmp_path}/nothing.sock"
     client.force_login(get_user_model().objects.create_user("loadbalancer", password="x" * 12))
     page = client.get(reverse("local:interfaces")).content.decode()
@@ -101,10 +105,6 @@ def test_the_interfaces_page_says_when_the_worker_cannot_be_asked(client, settin
 def test_a_change_removing_the_browsers_address_waits_for_confirmation(
         monkeypatch, settings, tmp_path, django_capture_on_commit_callbacks):
     """The guard's decision; the kernel side (apply, roll back) is in tests/netns."""
-    from clusters.tasks import apply_dataplane
-    from network import services, tasks
-    from network.models import NetworkConfiguration, PendingNetworkChange
-
     settings.REDIS_URL = f"unix://{tmp_path}/nothing.sock"
     scheduled = []
     monkeypatch.setattr(services, "ask_dataplane", lambda task, **kwargs: {"ok": True})
@@ -131,8 +131,6 @@ def test_a_change_removing_the_browsers_address_waits_for_confirmation(
 
 
 def test_hostname_and_dns_are_written_where_the_appliance_keeps_them(tmp_path):
-    from network.kernel import write_resolver_files
-
     write_resolver_files(tmp_path / "etc", "lb1", ["192.0.2.53", "2001:db8::53"])
     assert (tmp_path / "etc" / "hostname").read_text() == "lb1\n"
     assert "nameserver 192.0.2.53\nnameserver 2001:db8::53\n" in \
@@ -142,6 +140,4 @@ def test_hostname_and_dns_are_written_where_the_appliance_keeps_them(tmp_path):
 @pytest.mark.parametrize(("hostname", "ok"), [("lb1", True), ("lb-primary", True),
                                               ("-lb", False), ("lb_1", False), ("", False)])
 def test_hostnames_follow_the_rules(hostname, ok):
-    from network.forms import HostnameDnsForm
-
     assert HostnameDnsForm({"hostname": hostname}).is_valid() is ok

@@ -12,8 +12,12 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
 
 from maintenance import updates
+from maintenance.models import UpdateJob
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -165,17 +169,20 @@ def test_make_release_builds_the_three_files(tmp_path):
     assert manifest.version == "0.2.0"
 
 
-@pytest.mark.django_db
-def test_the_offline_update_page_verifies_and_refuses(client, release, key, settings):
-    from django.contrib.auth import get_user_model
-    from django.core.files.uploadedfile import SimpleUploadedFile
-    from django.urls import reverse
-
-    from maintenance.models import UpdateJob
-
+@pytest.fixture
+def trusted_here(settings):
+    """Where a key this appliance trusts goes; removed afterwards, so no other test trusts it."""
     trusted_dir = settings.DATA_DIR / "update-keys"
     trusted_dir.mkdir(exist_ok=True)
-    (trusted_dir / "release.pub").write_bytes((key / "trusted" / "release.pub").read_bytes())
+    path = trusted_dir / "offline-test-release.pub"
+    yield path
+    path.unlink(missing_ok=True)
+
+
+@pytest.mark.django_db
+def test_the_offline_update_page_verifies_and_refuses(client, release, key, trusted_here,
+                                                     settings):
+    trusted_here.write_bytes((key / "trusted" / "release.pub").read_bytes())
     client.force_login(get_user_model().objects.create_user("loadbalancer", password="x" * 12))
     archive, checksum, signature = files(release)
 

@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
@@ -141,7 +142,7 @@ def test_the_overview_says_when_redis_is_down(browser, redis_down):
     assert b"Redis is down, workers cannot be asked" in response.content
 
 
-def test_the_first_start_makes_a_password_and_stores_only_its_hash(monkeypatch):
+def test_the_first_start_makes_a_password_and_stores_only_its_hash():
     password = services.ensure_appliance_user()
     assert password and len(password) >= 20
     stored = get_user_model().objects.get(username="loadbalancer")
@@ -220,6 +221,4 @@ def test_password_guessing_from_one_address_is_stopped(client, user):
 def test_every_model_change_has_its_migration():
     """A release's migrations are what an update runs: a model changed without one would
     leave an updated appliance's database behind its code."""
-    from django.core.management import call_command
-
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
