@@ -3,7 +3,10 @@
 import contextlib
 import functools
 import http.server
+import io
 import shutil
+import subprocess
+import tarfile
 import threading
 from pathlib import Path
 
@@ -75,3 +78,19 @@ def update_server(directory):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def unpack_commit(commit, target):
+    """The tree of a commit (`git archive`: a release from before this work) unpacked into
+    `target`; LookupError naming the commit when the repository does not hold it."""
+    if subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=ROOT,
+                      capture_output=True).returncode:
+        raise LookupError(f"commit {commit} is not in the repository at {ROOT} (a shallow "
+                          "clone? fetch it: git fetch --unshallow)")
+    tree = subprocess.run(["git", "archive", "--format=tar", commit], cwd=ROOT,
+                          capture_output=True, check=True).stdout
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(tree)) as archive:
+        archive.extractall(target, filter="data")
+    return target
