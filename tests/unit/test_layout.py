@@ -8,6 +8,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+import grimp
 import pytest
 
 from maintenance import updates
@@ -42,6 +43,47 @@ def test_every_function_level_import_says_why_on_its_line():
                    for path in shipped_modules()
                    for number, line in function_level_imports(path) if "#" not in line]
     assert unexplained == [], "import at module level, or say why on the line"
+
+
+def import_cycles(graph):
+    """Every group of modules that import each other, directly or through others (Tarjan's
+    strongly connected components), function-level imports included."""
+    index, low, stack, on_stack, cycles = {}, {}, [], set(), []
+
+    def visit(module):
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            group = []
+            while not group or group[-1] != module:
+                group.append(stack.pop())
+                on_stack.discard(group[-1])
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+def test_a_cycle_through_three_modules_is_found():
+    graph = grimp.ImportGraph()
+    for importer, imported in (("a.x", "a.y"), ("a.y", "b.z"), ("b.z", "a.x"), ("b.z", "c")):
+        graph.add_import(importer=importer, imported=imported)
+    assert import_cycles(graph) == [["a.x", "a.y", "b.z"]]
+
+
+def test_no_module_imports_itself_back_through_others():
+    graph = grimp.build_graph(*SHIPPED, "lab", cache_dir=None)
+    assert import_cycles(graph) == []
 
 
 def run_import_linter(root):
