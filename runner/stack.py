@@ -1,8 +1,10 @@
 """Start and stop the appliance's processes: Redis, gunicorn, the three workers and beat.
 
 `make demo` and the system tests both use this, so what the tests prove is what the demo runs.
-With a lab, the privileged workers (dataplane, checks) and the WebUI are started inside its lb
-namespace with `ip netns exec` — the one place that decides where they run. The WebUI then
+With a lab, every service but Redis (a unix socket reaches every namespace) runs where an
+appliance's run, in the appliance's network namespace: the lab's lb, entered with `ip netns
+exec` — the one place that decides where they run. The workers act there (nft, netlink,
+conntrack, health checks, downloads from an update server), and the WebUI then
 listens on the appliance's own addresses there, on port 9443 (the lab's client reaches
 https://198.51.100.1:9443/lbadmin/), and the lab forwards `listen_address:https_port` on the
 host to it, so the host's browser and the tests still reach it there. Without a lab everything
@@ -31,12 +33,12 @@ from core.versions import VersionError, version_tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# queue -> (pool arguments, runs in the appliance's network namespace)
+# queue -> pool arguments
 WORKERS = {
-    "dataplane": (["-c", "1"], True),  # exactly one writer of the data plane
+    "dataplane": ["-c", "1"],  # exactly one writer of the data plane
     # checks wait on the network and on scripts: threads, so a slow one holds one thread only
-    "checks": (["-P", "threads", "-c", "64"], True),
-    "maintenance": (["-c", "1"], False),
+    "checks": ["-P", "threads", "-c", "64"],
+    "maintenance": ["-c", "1"],
 }
 
 
@@ -283,17 +285,16 @@ class Stack:
                 raise StartError(f"the login page answered {status_line or 'nothing'}")
 
     def start_worker(self, queue):
-        pool, in_lab = WORKERS[queue]
         self._spawn(f"worker-{queue}", [
             sys.executable, "-m", "celery", "-A", "appliance", "worker", "-Q", queue,
-            *pool, "-n", f"{queue}@%h", "--loglevel", "INFO",
-        ], in_lab=in_lab)
+            *WORKERS[queue], "-n", f"{queue}@%h", "--loglevel", "INFO",
+        ], in_lab=True)
 
     def start_beat(self):
         self._spawn("beat", [
             sys.executable, "-m", "celery", "-A", "appliance", "beat", "--loglevel", "INFO",
             "-s", str(self.data_dir / "celerybeat-schedule"), "--pidfile=",
-        ])
+        ], in_lab=True)
 
     def celery_app(self):
         """A Celery client of this stack's Redis (the caller's settings may name another)."""

@@ -6,10 +6,12 @@ import http.server
 import io
 import shutil
 import subprocess
+import sys
 import tarfile
 import threading
 from pathlib import Path
 
+from lab import CLIENT_ADDRESS
 from maintenance import updates
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,9 +67,18 @@ def build(tmp_path, version, key_pem, changes=None, notes="", min_from="0.1.0"):
                                  Path(tmp_path) / "dist", files=sorted(set(names)))
 
 
+LAB_UPDATE_SERVER_PORT = 8080  # on the lab's client, a namespace of its own: always free
+
+
 @contextlib.contextmanager
-def update_server(directory):
-    """A plain HTTP update server on loopback serving `directory`; yields its base URL."""
+def update_server(directory, lab=None):
+    """A plain HTTP update server serving `directory`; yields its base URL. With a lab it runs
+    on the lab's client (198.51.100.10), a host on a network the appliance reaches — its
+    services run in the lab's lb namespace; without one, on this process's loopback."""
+    if lab is not None:
+        with _update_server_in(lab, directory) as url:
+            yield url
+        return
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
     handler.log_message = lambda *args: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -94,3 +105,21 @@ def unpack_commit(commit, target):
     with tarfile.open(fileobj=io.BytesIO(tree)) as archive:
         archive.extractall(target, filter="data")
     return target
+
+
+@contextlib.contextmanager
+def _update_server_in(lab, directory):
+    server = subprocess.Popen(
+        [*lab.exec_prefix("client"), sys.executable, "-u", "-m", "http.server", "--bind",
+         CLIENT_ADDRESS, "--directory", str(directory), str(LAB_UPDATE_SERVER_PORT)],
+        # its request log goes to stderr: dropped, so it can never fill a pipe and stall
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        first = server.stdout.readline()  # "Serving HTTP on …" once it listens
+        if "Serving HTTP" not in first:
+            raise RuntimeError("the lab's update server did not start (port "
+                               f"{LAB_UPDATE_SERVER_PORT} on {CLIENT_ADDRESS}): {first.strip()}")
+        yield f"http://{CLIENT_ADDRESS}:{LAB_UPDATE_SERVER_PORT}/"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

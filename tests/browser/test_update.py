@@ -168,7 +168,8 @@ def test_online_update_is_announced_on_every_page_and_installs(admin, update_sta
                                                               tmp_path):
     page, webui = admin
     releases.build(tmp_path, "9.1.0", key, notes="Online: the DICOM check is quicker.")
-    with releases.update_server(tmp_path / "dist") as url:
+    # on the lab's network, where the appliance's services run
+    with releases.update_server(tmp_path / "dist", lab=update_stack.lab) as url:
         menu = page.get_by_role("navigation", name="Main menu")
         menu.get_by_role("link", name="Local Configuration", exact=True).click()
         menu.get_by_role("link", name="Physical – Advanced Configuration").click()
