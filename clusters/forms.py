@@ -3,7 +3,7 @@ import ipaddress
 from django import forms
 from django.core.exceptions import ValidationError
 
-from core.configuration import addresses_in_use
+from core.configuration import FLOATING, address_clash
 
 from .models import FloatingIP, RealServer, VirtualService
 
@@ -96,9 +96,9 @@ class FloatingIPForm(forms.Form):
         parsed = ipaddress.ip_address(address)
         if FloatingIP.objects.filter(address=address).exists():
             raise ValidationError("This floating IP is already added.")
-        taken = addresses_in_use()
-        if address in taken:
-            raise ValidationError(f"{address} is already {taken[address]}.")
+        clash = address_clash(address, FLOATING)
+        if clash:
+            raise ValidationError(clash)
         if not any(parsed.version == n.version and parsed in n for n in self.networks):
             raise ValidationError(f"{address} is outside every connected subnet: no "
                                   "interface could bring it up.")

@@ -5,6 +5,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F
 
+from core.configuration import BACKEND, FLOATING, VIP, Holder
+
 from .validators import format_ports, parse_ports, ranges_overlap, validate_ipv4_host
 
 LABEL_HELP = "A name for people; letters, digits and punctuation are all fine."
@@ -230,10 +232,20 @@ class FloatingIP(models.Model):
 
 
 def addresses_held():
-    """{address: what holds it}: the VIPs and floating IPs, for rules over the whole
-    configuration (registered with core.configuration by ClustersConfig.ready)."""
-    taken = {vip: f"the VIP of virtual service “{label}”"
-             for vip, label in VirtualService.objects.values_list("vip", "label")}
-    taken.update({a: "a floating IP" for a in FloatingIP.objects.values_list("address",
-                                                                              flat=True)})
-    return taken
+    """Every address Cluster Configuration holds — VIPs, real servers, fallback servers,
+    floating IPs — for the rules over the whole configuration (core.configuration; registered
+    by ClustersConfig.ready)."""
+    held = []
+    for sid, label, vip, fallback in VirtualService.objects.values_list(
+            "id", "label", "vip", "fallback_ip"):
+        held.append(Holder(vip, VIP, f"the VIP of virtual service “{label}”", ("service", sid)))
+        if fallback:
+            held.append(Holder(fallback, BACKEND, f"the fallback server of “{label}”",
+                               ("fallback", sid)))
+    for rid, label, ip, service in RealServer.objects.values_list(
+            "id", "label", "ip", "service__label"):
+        held.append(Holder(ip, BACKEND, f"the real server “{label}” of “{service}”",
+                           ("realserver", rid)))
+    for fid, address in FloatingIP.objects.values_list("id", "address"):
+        held.append(Holder(address, FLOATING, "a floating IP", ("floating", fid)))
+    return held

@@ -1,26 +1,60 @@
-"""Rules that span apps, without the lower app importing the higher one.
+"""Rules over the whole configuration, in one place, for every writer (the WebUI's forms,
+restore, rollback, later replication and the API), checked before anything is saved.
 
-An address may be used once in the whole configuration: an interface's own address, a VIP,
-a floating IP. Local Configuration (network) sits below Cluster Configuration (clusters) in
-the layers, yet its forms must know the addresses clusters holds. So each app that holds
-addresses registers a provider here in its AppConfig.ready(), and every writer (forms,
-restore, rollback) asks `addresses_in_use()`, which reads the stored configuration plus
-whatever the current transaction has written — never the kernel.
+An address may be held once across the configuration: a VIP, a real server, a fallback
+server, a floating IP, one of the appliance's own interface addresses — unless the pair is a
+legitimate one (MAY_SHARE). Each app that holds addresses registers a provider here in its
+AppConfig.ready(), so a lower app (network) can check against a higher one's (clusters)
+without importing it. Providers read the stored configuration, plus whatever the current
+transaction has written (a restore) — never the kernel.
 """
 
-_address_providers = []
+from dataclasses import dataclass
+
+VIP = "vip"
+BACKEND = "backend"  # a real server or a fallback server: where the data plane sends traffic
+FLOATING = "floating"
+INTERFACE = "interface"  # one of the appliance's own interface addresses
+
+# Pairs of kinds that may share an address:
+MAY_SHARE = {
+    frozenset({VIP}),  # one VIP, several services on different ports (their own rule)
+    frozenset({BACKEND}),  # a real server behind several services, or also a fallback
+}
+
+
+@dataclass(frozen=True)
+class Holder:
+    """One use of an address: `words` name the object for a refusal ("the real server
+    PrimaryCluster of VNA"); `key` identifies the object, so its own address is no clash."""
+
+    address: str
+    kind: str
+    words: str
+    key: tuple
+
+
+_providers = []
 
 
 def register_address_provider(provider):
-    """`provider()` -> {address: what holds it, in words}, e.g. {"198.51.100.100": "the VIP of
-    virtual service “VNA”"}."""
-    if provider not in _address_providers:
-        _address_providers.append(provider)
+    """`provider()` -> iterable of Holder."""
+    if provider not in _providers:
+        _providers.append(provider)
 
 
-def addresses_in_use():
-    taken = {}
-    for provider in _address_providers:
-        for address, holder in provider().items():
-            taken.setdefault(address, holder)
-    return taken
+def holders():
+    return [holder for provider in _providers for holder in provider()]
+
+
+def address_clash(address, kind, exclude=(), among=None):
+    """The refusal in words if `address`, held as `kind` by the object(s) whose keys are in
+    `exclude`, is already held by another object in a way MAY_SHARE does not allow; else None.
+    `among`: the holders to check against (default: every registered one)."""
+    for holder in holders() if among is None else among:
+        if holder.address != address or holder.key in exclude:
+            continue
+        if frozenset({kind, holder.kind}) in MAY_SHARE:
+            continue
+        return f"{address} is already {holder.words}."
+    return None

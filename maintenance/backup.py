@@ -25,7 +25,7 @@ from clusters.models import ConfigGeneration, FloatingIP, RealServer, VirtualSer
 from clusters.tasks import apply_dataplane
 from clusters.validators import validate_ipv4_host
 from core.audit import record_change
-from core.configuration import addresses_in_use
+from core.configuration import FLOATING, address_clash
 from core.version import __version__
 from healthchecks.forms import HealthCheckScriptForm
 from healthchecks.models import HealthCheckScript
@@ -445,9 +445,9 @@ def _restore_floating_ip(address, networks):
         address = validate_ipv4_host(address)
     except ValidationError as error:
         raise _refused_value(error, where, label) from None
-    taken = addresses_in_use()
-    if address in taken:
-        raise BackupError(f"{where}: {label}: {address} is already {taken[address]}.")
+    clash = address_clash(address, FLOATING)
+    if clash:
+        raise BackupError(f"{where}: {label}: {clash}")
     FloatingIP.objects.create(address=address)
 
 

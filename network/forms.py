@@ -8,7 +8,7 @@ import re
 from django import forms
 from django.core.exceptions import ValidationError
 
-from core.configuration import addresses_in_use
+from core.configuration import INTERFACE, address_clash, holders
 
 VLAN_PARENT_KINDS = ("", "veth", "bond", "bridge")  # physical NICs have no kind
 # What Linux takes as an interface name, less what would be awkward to type or show.
@@ -85,7 +85,8 @@ class InterfacesForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        taken = addresses_in_use()
+        # The form replaces every interface's addresses: check against everything else.
+        others = [h for h in holders() if h.kind != INTERFACE]
         seen = {}
         for name in self.interface_names:
             field = f"addresses_{name}"
@@ -99,8 +100,9 @@ class InterfacesForm(forms.Form):
                     self.add_error(field, error)
                     continue
                 address = str(interface.ip)
-                if address in taken:
-                    self.add_error(field, f"{address} is already {taken[address]}.")
+                clash = address_clash(address, INTERFACE, among=others)
+                if clash:
+                    self.add_error(field, clash)
                 elif address in seen:
                     self.add_error(field, f"{address} is already on {seen[address]}.")
                 else:

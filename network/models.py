@@ -1,5 +1,7 @@
 from django.db import models
 
+from core.configuration import INTERFACE, Holder
+
 
 class NetworkConfiguration(models.Model):
     """Local Configuration as lbadmin applies it (one row): interface addresses and MTUs,
@@ -45,3 +47,15 @@ class PendingNetworkChange(models.Model):
 
     def __str__(self):
         return f"pending network change {self.token[:8]}"
+
+
+def addresses_held():
+    """The appliance's own interface addresses, as configured, for the rules over the whole
+    configuration (core.configuration; registered by NetworkConfig.ready)."""
+    stored = NetworkConfiguration.objects.filter(pk=1).first()
+    if stored is None:
+        return []
+    return [Holder(cidr.split("/")[0], INTERFACE, f"the address of interface {name}",
+                   ("interface", name))
+            for name, settings in sorted(stored.interfaces.items())
+            for cidr in settings.get("addresses", [])]
