@@ -1,11 +1,10 @@
-import socket
-
 from django.utils.functional import SimpleLazyObject
 
 from core.runtime import supervisor_state
 from core.version import __version__
 from maintenance.online import offered
 from maintenance.restarts import restart_needed
+from network.models import NetworkConfiguration
 
 from . import navigation, services
 
@@ -19,9 +18,16 @@ def appliance(request):
     return {
         "menu": SimpleLazyObject(lambda: navigation.menu_for(request)),
         "lbadmin_version": __version__,
-        "lbadmin_hostname": socket.gethostname(),
+        "lbadmin_hostname": SimpleLazyObject(saved_hostname),
         "ask_setup_wizard": SimpleLazyObject(
             lambda: services.should_ask_setup_wizard(request.user)),
         "restart_needed": SimpleLazyObject(lambda: restart_needed(supervisor_state())),
         "update_offered": SimpleLazyObject(offered),
     }
+
+
+def saved_hostname():
+    """The hostname saved in Local Configuration › Hostname & DNS (what lbadmin writes to
+    the hostname file), not the host's: the default before anything is saved."""
+    saved = NetworkConfiguration.objects.filter(pk=1).values_list("hostname", flat=True).first()
+    return saved or NetworkConfiguration._meta.get_field("hostname").get_default()

@@ -1,6 +1,7 @@
 from django import forms
 from django.core.validators import URLValidator
 
+from . import online
 from .models import OnlineUpdate
 
 
@@ -23,6 +24,13 @@ class OnlineUpdateForm(forms.ModelForm):
             URLValidator(schemes=["http", "https"],
                          message="Enter an http:// or https:// address.")(url)
         return url
+
+    def save(self, commit=True):
+        """Switching the check off, or clearing or changing the server, withdraws what the
+        last check found: the banner and the Update button go with it."""
+        if not online.asks(self.instance) or "server_url" in self.changed_data:
+            online.withdraw(self.instance)
+        return super().save(commit)
 
 
 class BackupForm(forms.Form):

@@ -65,11 +65,36 @@ def read_offer(server_url):
     return version, str(notes), urllib.parse.urljoin(_base(server_url), archive)
 
 
+# What a check found: cleared when the check is switched off or its server changes.
+FOUND = ("available_version", "available_notes", "available_archive", "check_error",
+         "checked_at")
+
+
+def asks(online):
+    """Whether the check is on and has a server to ask."""
+    return bool(online.enabled and online.server_url)
+
+
+def withdraw(online):
+    """Forget what the last check found (not saved): an offer is only ever the answer of the
+    server now set, with the check on."""
+    online.available_version = online.available_notes = online.available_archive = ""
+    online.check_error = ""
+    online.checked_at = None
+    return online
+
+
 def check(online=None, running=__version__):
     """Ask the update server (when the check is on and a server is set); remember a newer
-    release, or the reason the check failed. Returns the OnlineUpdate row."""
+    release, or the reason the check failed. Returns the OnlineUpdate row.
+
+    With the check off or no server, any earlier answer is withdrawn. The answer is stored
+    only if the settings are still the ones asked (a check running in the worker must not
+    bring back an offer the administrator withdrew meanwhile, nor undo the settings)."""
     online = online or OnlineUpdate.load()
-    if not (online.enabled and online.server_url):
+    if not asks(online):
+        if any(getattr(online, field) for field in FOUND):
+            withdraw(online).save(update_fields=FOUND)
         return online
     try:
         version, notes, archive = read_offer(online.server_url)
@@ -82,7 +107,10 @@ def check(online=None, running=__version__):
         online.available_notes = notes if newer else ""
         online.available_archive = archive if newer else ""
     online.checked_at = timezone.now()
-    online.save()
+    stored = OnlineUpdate.objects.filter(pk=online.pk, enabled=True,
+                                         server_url=online.server_url)
+    if not stored.update(**{field: getattr(online, field) for field in FOUND}):
+        return OnlineUpdate.load()  # switched off or changed while asking: not stored
     return online
 
 
@@ -103,10 +131,11 @@ def download(archive_url, expected_version, running=__version__):
 
 
 def offered(running=__version__):
-    """The release the banner announces: newer than the running one, or None."""
-    online = OnlineUpdate.objects.filter(pk=1).only(
-        "available_version", "available_archive").first()
-    if online and online.available_version:
+    """The release the banner announces and the Update button installs: found by the check
+    of the server now set, with the check on, and newer than the running one; else None."""
+    online = OnlineUpdate.objects.filter(pk=1, enabled=True).exclude(server_url="").only(
+        "enabled", "server_url", "available_version", "available_archive").first()
+    if online and online.available_version and online.available_archive:
         try:
             if updates.version_tuple(online.available_version) > \
                     updates.version_tuple(running):

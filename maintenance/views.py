@@ -184,7 +184,13 @@ def install_online(request):
     uploaded archive (the worker downloads, verifies, stages, checks, hands over)."""
     offer = online.offered()
     if offer is None:
-        messages.error(request, "No newer release is on offer; check again.")
+        if online.asks(OnlineUpdate.load()):
+            messages.error(request, "Nothing installed: no newer release is on offer; "
+                                    "check again.")
+        else:
+            messages.error(request, "Nothing installed: no update is on offer, the online "
+                                    "update check is off or has no update server (Physical – "
+                                    "Advanced Configuration).")
         return redirect("maintenance:software-update")
     job = UpdateJob.objects.create(user=request.user.get_username(), from_version=__version__,
                                    to_version=offer.available_version, archive="",
@@ -241,7 +247,8 @@ def advanced_configuration(request):
     now."""
     form = OnlineUpdateForm(request.POST or None, instance=OnlineUpdate.load())
     if request.method == "POST" and form.is_valid():
-        saved = form.save()
+        was_offered = online.offered()
+        saved = form.save()  # switching off or changing the server withdraws the offer
         state = "on" if saved.enabled else "off"
         record_change(request.user, f"set the online update check {state} "
                                     f"({saved.server_url or 'no server'})")
@@ -249,6 +256,9 @@ def advanced_configuration(request):
         if saved.enabled and checked.check_error:
             messages.error(request, f"Saved, but the update server did not answer: "
                                     f"{checked.check_error}")
+        elif was_offered and not online.offered():
+            messages.success(request, f"Advanced configuration saved; the offer of update "
+                                      f"{was_offered.available_version} is withdrawn.")
         else:
             messages.success(request, "Advanced configuration saved.")
         return redirect("local:advanced")

@@ -192,7 +192,8 @@ def test_pages_refreshing_themselves_do_not_keep_the_session_alive(browser, redi
     idle_for(browser, 900)  # 1,900 s since the user last did something
     poll = browser.get(reverse("overview:layer4"), HTTP_HX_REQUEST="true",
                        HTTP_HX_TRIGGER="layer4")
-    assert poll.status_code == 204 and poll["HX-Redirect"] == reverse("login")
+    assert poll.status_code == 204 and poll["HX-Redirect"].startswith(reverse("login") + "?")
+    assert "session=ended" in poll["HX-Redirect"]
 
 
 def test_what_the_user_does_keeps_the_session(browser, redis_down):
@@ -222,3 +223,15 @@ def test_every_model_change_has_its_migration():
     """A release's migrations are what an update runs: a model changed without one would
     leave an updated appliance's database behind its code."""
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+
+def test_the_header_and_system_overview_show_the_saved_hostname(browser, redis_down):
+    page = browser.get(reverse("overview:index")).content.decode()
+    assert "<dt>Hostname</dt><dd>lbadmin</dd>" in page  # nothing saved yet: the default
+    token = browser.get(reverse("local:hostname-dns")).cookies["lbadmin_csrftoken"].value
+    browser.post(reverse("local:hostname-dns"), {"hostname": "vna-lb-01"},
+                 HTTP_X_CSRFTOKEN=token)  # saved (the worker is away: not written yet)
+    page = browser.get(reverse("overview:index")).content.decode()
+    assert "· vna-lb-01</span>" in page  # the header
+    assert "<dt>Hostname</dt><dd>vna-lb-01</dd>" in page  # System Overview's Appliance panel
