@@ -10,7 +10,7 @@ from core import health
 from core.audit import record_change
 from core.workers import send_on_commit
 
-from .models import ConfigGeneration, FloatingIP, RealServer, VirtualService
+from .models import ConfigGeneration, FloatingIP, RealServer
 from .tasks import apply_dataplane
 
 
@@ -21,12 +21,10 @@ def _changed(user, action):
     return generation
 
 
-CHECK_FIELDS = ("check_type", "check_script_id", "check_port", "check_request", "check_host",
-                "check_expect", "failure_count")
-
-
 def _forget_health_on_commit(server_ids):
-    """Servers whose checks changed start afresh (up, nothing counted) once this commits."""
+    """Deleted servers' health states go once this commits. Edits never forget a state (a
+    failed server would take connections again): when what is checked changes, the checks
+    worker counts the new check's failures afresh and keeps the state (core.health.rebase)."""
     transaction.on_commit(lambda: health.forget(server_ids), robust=True)
 
 
@@ -40,10 +38,6 @@ def place_addresses_again(**kwargs):
 def do_save_service(service, user):
     """Create or update a virtual service that has passed full_clean()."""
     created = service.pk is None
-    if not created:
-        before = VirtualService.objects.filter(pk=service.pk).values(*CHECK_FIELDS).first()
-        if before and any(before[f] != getattr(service, f) for f in CHECK_FIELDS):
-            _forget_health_on_commit(list(service.real_servers.values_list("id", flat=True)))
     service.save()
     verb = "added" if created else "modified"
     _changed(user, f"{verb} virtual service {service.label} ({service.vip}:{service.ports})")
@@ -53,6 +47,7 @@ def do_save_service(service, user):
 @transaction.atomic
 def do_delete_service(service, user):
     label = service.label
+    _forget_health_on_commit(list(service.real_servers.values_list("id", flat=True)))
     service.delete()
     _changed(user, f"deleted virtual service {label}")
 
@@ -60,8 +55,6 @@ def do_delete_service(service, user):
 @transaction.atomic
 def do_save_real_server(server, user):
     created = server.pk is None
-    if not created:
-        _forget_health_on_commit([server.pk])
     server.save()
     verb = "added" if created else "modified"
     generation = _changed(
@@ -74,6 +67,7 @@ def do_save_real_server(server, user):
 @transaction.atomic
 def do_delete_real_server(server, user):
     label, service = server.label, server.service.label
+    _forget_health_on_commit([server.pk])
     server.delete()
     _changed(user, f"deleted real server {label} of {service}")
 

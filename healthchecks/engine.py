@@ -6,6 +6,8 @@ the appliance's, where the real servers are reachable.
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import ssl
 import subprocess
 from dataclasses import dataclass, field
@@ -38,6 +40,22 @@ class Target:
     request: str = "/"
     host: str = ""
     expect: str = ""
+
+    def fingerprint(self):
+        """What this check looks at, as a short digest: when it changes, the check is a new
+        one (its failures are counted afresh; a down server stays down until it passes).
+        Only what the check type uses counts — a ping looks at the address alone, Connect at
+        the address and ports — and never the timeout, interval or Failure Count, which say
+        how the same thing is checked."""
+        what = [self.check_type, self.ip]
+        if self.check_type == "external":
+            what += [hashlib.sha256(self.script.encode()).hexdigest(), self.vip,
+                     self.virtual_port, self.real_port or 0]
+        elif self.check_type == "connect":
+            what += [list(self.ports)]
+        elif self.check_type in ("http", "https"):
+            what += [list(self.ports), self.request, self.host or self.vip, self.expect.strip()]
+        return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:16]
 
 
 def run(target):

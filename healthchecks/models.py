@@ -1,6 +1,8 @@
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from core import health
+
 from .templates_library import TEMPLATES
 
 MAX_SCRIPT_BYTES = 64 * 1024
@@ -51,3 +53,29 @@ class HealthEvent(models.Model):
 
     def __str__(self):
         return f"{self.where} {self.event}: {self.message}"
+
+
+class ServerHealth(models.Model):
+    """A real server's health as of its last transition: Redis keeps nothing across a restart
+    or a reboot, so this is what puts a failed server back out of service then (see
+    core.health). One row per real server, written with each transition's HealthEvent."""
+
+    real_server = models.OneToOneField("clusters.RealServer", on_delete=models.CASCADE,
+                                       primary_key=True, related_name="+")
+    state = models.CharField(max_length=8)  # up / down
+    changed_at = models.FloatField()  # when the deciding check ran (a Unix time)
+    fingerprint = models.CharField(max_length=64, blank=True)  # of what was checked
+    message = models.CharField(max_length=500, blank=True)
+
+    def __str__(self):
+        return f"real server {self.real_server_id} {self.state}"
+
+
+def stored_health():
+    """{real server id: Health} of the servers the database says are down: core.health's
+    loader, used when Redis lost the health keys. The servers up need nothing: a server Redis
+    knows nothing of is up."""
+    return {row.real_server_id: health.Health(state=row.state, checked_at=row.changed_at,
+                                              message=row.message,
+                                              fingerprint=row.fingerprint)
+            for row in ServerHealth.objects.filter(state="down")}

@@ -15,7 +15,7 @@ import logging
 import time
 
 from celery import shared_task
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from clusters.models import RealServer, VirtualService
 from clusters.tasks import apply_dataplane
@@ -23,7 +23,7 @@ from core import health as state
 from core.runtime import redis_client
 
 from . import engine
-from .models import HealthEvent
+from .models import HealthEvent, ServerHealth
 
 log = logging.getLogger("lbadmin.healthchecks")
 DUE = "lbadmin:checks:due"
@@ -108,8 +108,10 @@ def check_server(server_id, due=None):
         client = redis_client()
         client.lpush(LATENESS, f"{started - due:.4f}")
         client.ltrim(LATENESS, 0, 9999)
-    result = engine.run(target_for(server))
+    target = target_for(server)
+    result = engine.run(target)
     health = state.load(server_id)
+    state.rebase(health, target.fingerprint())  # a new check counts afresh; the state stays
     transition = state.step(health, result.ok, server.service.failure_count)
     health.checked_at, health.message = time.time(), result.message
     health.output, health.ports = result.output[:4096], result.ports
@@ -129,10 +131,17 @@ def record_transition(server, transition, result, health):
     log.warning("%s %s", where, message)
     redis_client().set(LAST_TRANSITION, json.dumps(
         {"server": server.id, "event": transition, "at": time.time()}))
-    with transaction.atomic():
-        HealthEvent.objects.create(real_server_id=server.id, where=where[:200],
-                                   event=transition, message=message[:500],
-                                   output=result.output[:16384])
+    try:
+        with transaction.atomic():
+            HealthEvent.objects.create(real_server_id=server.id, where=where[:200],
+                                       event=transition, message=message[:500],
+                                       output=result.output[:16384])
+            # What Redis forgets on a restart: core.health brings it back from here.
+            ServerHealth.objects.update_or_create(real_server_id=server.id, defaults={
+                "state": transition, "changed_at": health.checked_at,
+                "fingerprint": health.fingerprint, "message": result.message[:500]})
+    except IntegrityError:
+        log.info("%s was deleted during its check: nothing to keep", where)
     apply_dataplane.delay()
 
 

@@ -125,7 +125,7 @@ def test_negotiate_http_takes_a_server_out_and_puts_it_back(dataplane, lab, web_
     service.check_request = "/"
     service.full_clean()
     services.do_save_service(service, USER)
-    state.save(server.pk, state.Health(state="down", fails=1))  # as before the edit
+    assert state.load(server.pk).state == "down"  # until the new check passes
     assert check(lab, server) == ["up"]
 
 
