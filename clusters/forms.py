@@ -3,9 +3,10 @@ import ipaddress
 from django import forms
 from django.core.exceptions import ValidationError
 
-from core.configuration import FLOATING, address_clash
+from core.configuration import BACKEND, FLOATING, VIP, address_clash
 
 from .models import FloatingIP, RealServer, VirtualService
+from .validators import validate_ipv4_host
 
 # Shown beside NAT, disabled: a user of the appliance expects to see them, and why not here.
 UNAVAILABLE_FORWARDING = (
@@ -60,6 +61,29 @@ class VirtualServiceForm(forms.ModelForm):
             "vip": {"required": "Enter the address clients will connect to."},
         }
 
+    def _own_keys(self):
+        """The keys of this service's own stored addresses: they are being replaced by this
+        form's values, so they clash with nothing; the service's VIP against its own fallback
+        is the model's rule, over the values of this form."""
+        pk = self.instance.pk
+        return {("service", pk), ("fallback", pk)} if pk is not None else set()
+
+    def clean_vip(self):
+        vip = validate_ipv4_host(self.cleaned_data["vip"])
+        clash = address_clash(vip, VIP, exclude=self._own_keys())
+        if clash:
+            raise ValidationError(clash)
+        return vip
+
+    def clean_fallback_ip(self):
+        fallback = self.cleaned_data["fallback_ip"]
+        if fallback:
+            fallback = validate_ipv4_host(fallback)
+            clash = address_clash(fallback, BACKEND, exclude=self._own_keys())
+            if clash:
+                raise ValidationError(clash)
+        return fallback
+
 
 class RealServerForm(forms.ModelForm):
     class Meta:
@@ -78,6 +102,15 @@ class RealServerForm(forms.ModelForm):
             raise ValidationError("This virtual service already has a real server with this "
                                   "label.")
         return label
+
+    def clean_ip(self):
+        ip = validate_ipv4_host(self.cleaned_data["ip"])
+        # Its own service's VIP is the model's rule ("the virtual service's own address").
+        own = {("realserver", self.instance.pk), ("service", self.instance.service.pk)}
+        clash = address_clash(ip, BACKEND, exclude=own)
+        if clash:
+            raise ValidationError(clash)
+        return ip
 
 
 class StateForm(forms.Form):

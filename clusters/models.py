@@ -231,21 +231,34 @@ class FloatingIP(models.Model):
         return self.address
 
 
-def addresses_held():
+def addresses_held(address=None, kinds=None):
     """Every address Cluster Configuration holds — VIPs, real servers, fallback servers,
     floating IPs — for the rules over the whole configuration (core.configuration; registered
-    by ClustersConfig.ready)."""
+    by ClustersConfig.ready). Given `address` and/or `kinds`, only the rows that may hold that
+    address as one of those kinds are read."""
+    kinds = {VIP, BACKEND, FLOATING} if kinds is None else set(kinds)
+
+    def holding(queryset, field):
+        return queryset.filter(**{field: address}) if address is not None else \
+            queryset.exclude(**{field: ""})
+
     held = []
-    for sid, label, vip, fallback in VirtualService.objects.values_list(
-            "id", "label", "vip", "fallback_ip"):
-        held.append(Holder(vip, VIP, f"the VIP of virtual service “{label}”", ("service", sid)))
-        if fallback:
+    if VIP in kinds:
+        for sid, label, vip in holding(VirtualService.objects, "vip").values_list(
+                "id", "label", "vip"):
+            held.append(Holder(vip, VIP, f"the VIP of virtual service “{label}”",
+                               ("service", sid)))
+    if BACKEND in kinds:
+        for sid, label, fallback in holding(VirtualService.objects, "fallback_ip").values_list(
+                "id", "label", "fallback_ip"):
             held.append(Holder(fallback, BACKEND, f"the fallback server of “{label}”",
                                ("fallback", sid)))
-    for rid, label, ip, service in RealServer.objects.values_list(
-            "id", "label", "ip", "service__label"):
-        held.append(Holder(ip, BACKEND, f"the real server “{label}” of “{service}”",
-                           ("realserver", rid)))
-    for fid, address in FloatingIP.objects.values_list("id", "address"):
-        held.append(Holder(address, FLOATING, "a floating IP", ("floating", fid)))
+        for rid, label, ip, service in holding(RealServer.objects, "ip").values_list(
+                "id", "label", "ip", "service__label"):
+            held.append(Holder(ip, BACKEND, f"the real server “{label}” of “{service}”",
+                               ("realserver", rid)))
+    if FLOATING in kinds:
+        for fid, floating in holding(FloatingIP.objects, "address").values_list("id",
+                                                                                "address"):
+            held.append(Holder(floating, FLOATING, "a floating IP", ("floating", fid)))
     return held

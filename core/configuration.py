@@ -9,12 +9,14 @@ without importing it. Providers read the stored configuration, plus whatever the
 transaction has written (a restore) — never the kernel.
 """
 
+import inspect
 from dataclasses import dataclass
 
 VIP = "vip"
 BACKEND = "backend"  # a real server or a fallback server: where the data plane sends traffic
 FLOATING = "floating"
 INTERFACE = "interface"  # one of the appliance's own interface addresses
+KINDS = (VIP, BACKEND, FLOATING, INTERFACE)
 
 # Pairs of kinds that may share an address:
 MAY_SHARE = {
@@ -38,20 +40,37 @@ _providers = []
 
 
 def register_address_provider(provider):
-    """`provider()` -> iterable of Holder."""
+    """`provider()` -> iterable of Holder. A provider may take the keywords `address` and
+    `kinds`, to be asked only for the holders of one address, of those kinds, when one address
+    is checked (a restore of a thousand services checks thousands, each maybe held by
+    hundreds of real servers that may share it)."""
     if provider not in _providers:
         _providers.append(provider)
 
 
-def holders():
-    return [holder for provider in _providers for holder in provider()]
+def holders(address=None, kinds=None):
+    """Every holder of an address; given `address` and/or `kinds`, only those."""
+    found = []
+    for provider in _providers:
+        if address is None and kinds is None:
+            found += provider()
+            continue
+        takes = inspect.signature(provider).parameters
+        asked = {name: value for name, value in (("address", address), ("kinds", kinds))
+                 if name in takes}
+        found += [holder for holder in provider(**asked)
+                  if (address is None or holder.address == address)
+                  and (kinds is None or holder.kind in kinds)]
+    return found
 
 
 def address_clash(address, kind, exclude=(), among=None):
     """The refusal in words if `address`, held as `kind` by the object(s) whose keys are in
     `exclude`, is already held by another object in a way MAY_SHARE does not allow; else None.
     `among`: the holders to check against (default: every registered one)."""
-    for holder in holders() if among is None else among:
+    if among is None:  # only the kinds that may not share with this one
+        among = holders(address, {k for k in KINDS if frozenset({kind, k}) not in MAY_SHARE})
+    for holder in among:
         if holder.address != address or holder.key in exclude:
             continue
         if frozenset({kind, holder.kind}) in MAY_SHARE:

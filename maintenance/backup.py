@@ -327,6 +327,10 @@ def restore(parsed, user):
     VirtualService.objects.all().delete()
     FloatingIP.objects.all().delete()
     HealthCheckScript.objects.all().delete()
+    if parsed["network"]:
+        # The file's interfaces replace this appliance's: the services are checked against
+        # them (once they are restored, below), not against the ones being replaced.
+        NetworkConfiguration.objects.filter(pk=1).update(interfaces={})
     for values in parsed["scripts"]:  # the services name them
         _restore_script(values)
     for values in parsed["services"]:
