@@ -13,6 +13,10 @@ from core.configuration import INTERFACE, address_clash, holders
 VLAN_PARENT_KINDS = ("", "veth", "bond", "bridge")  # physical NICs have no kind
 # What Linux takes as an interface name, less what would be awkward to type or show.
 INTERFACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
+# The shortest prefix an interface address may have: a shorter one makes a huge range look
+# directly connected (/0: every address), so every VIP is added with it and routes vanish.
+SHORTEST_PREFIX = {4: 8, 6: 16}
+EXAMPLE = {4: "198.51.100.1/24", 6: "2001:db8::1/64"}
 
 
 def clean_interface_name(name):
@@ -29,8 +33,8 @@ def listing_of(names):
 
 
 def parse_host_cidr(text, what="address"):
-    """'198.51.100.1/24' -> IPv4Interface; refuses a bare address, a network address or a
-    broadcast address used as a host address."""
+    """'198.51.100.1/24' -> IPv4Interface; refuses a bare address, a prefix shorter than
+    SHORTEST_PREFIX, a network address or a broadcast address used as a host address."""
     text = text.strip()
     if "/" not in text:
         raise ValidationError(f"“{text}”: give the {what} in CIDR form, e.g. 198.51.100.1/24.")
@@ -39,6 +43,13 @@ def parse_host_cidr(text, what="address"):
     except ValueError:
         raise ValidationError(f"“{text}” is not an address in CIDR form.") from None
     network = interface.network
+    shortest = SHORTEST_PREFIX[interface.version]
+    if network.prefixlen < shortest:
+        raise ValidationError(
+            f"{interface}: the prefix /{network.prefixlen} is too short for an interface "
+            f"address — the appliance would take all of {network} as directly connected. "
+            f"Give the subnet's own prefix (/{shortest} or longer), e.g. "
+            f"{EXAMPLE[interface.version]}.")
     if interface.version == 4 and network.prefixlen < 31:
         if interface.ip == network.network_address:
             raise ValidationError(f"{interface.ip} is the network address of {network}, "
@@ -142,15 +153,45 @@ class VlanForm(forms.Form):
         return cleaned
 
 
+class Connected(list):
+    """The connected subnets (a list of networks, as every form takes them), knowing which
+    interface each is on (`owners`) and the appliance's own addresses (`own`)."""
+
+    def __init__(self, networks=(), owners=None, own=None):
+        super().__init__(networks)
+        self.owners = owners or {}
+        self.own = own or {}
+
+
 def connected_networks(interfaces, configured=None):
     """Every subnet the appliance is on: live addresses, and those about to be configured."""
-    networks = []
-    for interface in interfaces:
-        for cidr in interface["addresses"]:
-            networks.append(ipaddress.ip_interface(cidr).network)
-    for settings in (configured or {}).values():
-        networks += [ipaddress.ip_interface(c).network for c in settings.get("addresses", [])]
-    return [n for n in networks if not n.is_loopback and not n.is_link_local]
+    found = [(interface["name"], cidr) for interface in interfaces
+             for cidr in interface["addresses"]]
+    found += [(name, cidr) for name, settings in (configured or {}).items()
+              for cidr in settings.get("addresses", [])]
+    connected = Connected()
+    for name, cidr in found:
+        interface = ipaddress.ip_interface(cidr)
+        network = interface.network
+        if network.is_loopback or network.is_link_local:
+            continue
+        connected.append(network)
+        connected.owners.setdefault(network, name)
+        connected.own.setdefault(interface.ip, name)
+    return connected
+
+
+def _kind_of_destination(network):
+    """Words for a destination no static route can have, or None."""
+    if network.is_loopback:
+        return "a loopback destination: it never leaves the appliance"
+    if network.is_multicast:
+        return "a multicast destination: multicast is not routed through a gateway"
+    if network.is_link_local:
+        return "a link-local destination: it exists on each link alone, never behind a gateway"
+    if network.is_unspecified:
+        return "the unspecified address, not a destination"
+    return None
 
 
 class RoutingForm(forms.Form):
@@ -166,19 +207,36 @@ class RoutingForm(forms.Form):
     def __init__(self, *args, networks, **kwargs):
         super().__init__(*args, **kwargs)
         self.networks = networks
+        self.owners = getattr(networks, "owners", {})
+        self.own = getattr(networks, "own", {})
 
-    def reachable(self, field, gateway):
+    def _owner(self, network):
+        name = self.owners.get(network)
+        return f"{name}'s own subnet" if name else "a connected subnet"
+
+    def reachable(self, field, gateway, where=""):
+        """Refuse a gateway on no connected subnet, or one that is no host of it."""
         address = ipaddress.ip_address(gateway)
-        if not any(address.version == n.version and address in n for n in self.networks):
+        home = next((n for n in self.networks
+                     if address.version == n.version and address in n), None)
+        if home is None:
             self.add_error(field, f"{gateway} is not on any connected subnet: the appliance "
                                   "could not reach it.")
+        elif address in self.own:
+            self.add_error(field, f"{where}{gateway} is the appliance's own address (on "
+                                  f"{self.own[address]}), not a gateway.")
+        elif address.version == 4 and home.prefixlen < 31 and \
+                address in (home.network_address, home.broadcast_address):
+            which = "network" if address == home.network_address else "broadcast"
+            self.add_error(field, f"{where}{gateway} is the {which} address of {home}, not a "
+                                  "gateway: give the address of the router on it.")
 
     def clean(self):
         cleaned = super().clean()
         for field in ("gateway4", "gateway6"):
             if cleaned.get(field):
                 self.reachable(field, cleaned[field])
-        routes = []
+        routes, lines = [], {}
         for number, line in enumerate((cleaned.get("routes") or "").splitlines(), 1):
             parts = line.split()
             if not parts:
@@ -193,10 +251,46 @@ class RoutingForm(forms.Form):
             except ValueError as error:
                 self.add_error("routes", f"Line {number}: {error}.")
                 continue
-            self.reachable("routes", str(gateway))
+            if self._destination_refused(number, destination, gateway):
+                continue
+            if destination in lines:
+                self.add_error("routes", f"Line {number}: {destination} is routed on line "
+                                         f"{lines[destination]} already: one gateway per "
+                                         "destination.")
+                continue
+            lines[destination] = number
+            self.reachable("routes", str(gateway), f"Line {number}: ")
             routes.append({"destination": str(destination), "gateway": str(gateway)})
         cleaned["routes"] = routes
         return cleaned
+
+    def _destination_refused(self, number, destination, gateway):
+        """Add the refusal of a destination no static route may have; True if refused."""
+        where = f"Line {number}: "
+        if destination.version != gateway.version:
+            self.add_error("routes", f"{where}an IPv{destination.version} destination needs "
+                                     f"an IPv{destination.version} gateway, not {gateway}.")
+            return True
+        if destination.prefixlen == 0:
+            field = "Default Gateway IPv4" if destination.version == 4 else \
+                "Default Gateway IPv6"
+            self.add_error("routes", f"{where}{destination} is the default route: use "
+                                     f"Default Gateway ({field}) above, not a static route.")
+            return True
+        kind = _kind_of_destination(destination)
+        if kind:
+            self.add_error("routes", f"{where}{destination} is {kind}.")
+            return True
+        for network in self.networks:
+            if network.version == destination.version and destination.subnet_of(network):
+                if destination == network:
+                    words = f"{destination} is {self._owner(network)}"
+                else:
+                    words = f"{destination} lies inside {network}, {self._owner(network)}"
+                self.add_error("routes", f"{where}{words}: the kernel routes it already, "
+                                         "and a static route over it would take its place.")
+                return True
+        return False
 
 
 class HostnameDnsForm(forms.Form):

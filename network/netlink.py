@@ -6,13 +6,21 @@ and tests), so nothing here names a namespace.
 
 Addresses lbadmin adds for virtual services and floating IPs carry an IFA_PROTO of their own,
 routes it adds an RTPROT of its own, VLANs it creates the alias "lbadmin": so it can tell them
-from the admin's and never removes what it did not add.
+from the admin's and never removes what it did not add. A static route is added, never put in
+place of one that is there (the kernel's own subnet route above all), and only lbadmin's own
+routes, with their exact gateway, are ever deleted.
+
+Every step of a change that the kernel refuses raises StepRefused, saying which step it was
+(network.kernel puts it in the administrator's words).
 """
 
+import contextlib
+import errno
 import ipaddress
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl import rt_proto, rt_scope
 
 VIP_PROTO = 250  # IFA_PROTO: addresses lbadmin added for virtual services
 FLOATING_PROTO = 251  # IFA_PROTO: floating IPs
@@ -20,7 +28,40 @@ ROUTE_PROTO = 250  # RTPROT: routes lbadmin added
 OURS = {VIP_PROTO, FLOATING_PROTO}
 VLAN_ALIAS = "lbadmin"
 
-__all__ = ["NetlinkError"]
+MAIN_TABLE = 254
+KERNEL_PROTO = 2  # RTPROT_KERNEL: the routes the kernel makes for an address's subnet
+LINK_SCOPE = 253
+IFA_F_SECONDARY = 0x01
+IFA_F_NOPREFIXROUTE = 0x200
+
+__all__ = ["NetlinkError", "StepRefused"]
+
+
+class StepRefused(Exception):
+    """The kernel refused one step of a change. `kind` is "route", "gateway", "address",
+    "mtu", "link" or "vlan"; `what` names the step ("10.0.0.0/8 via 192.0.2.9"); `field` is
+    the form field it came from ("routes", "addresses_eth1"); `code` and `words` are the
+    kernel's errno and message."""
+
+    def __init__(self, kind, what, field, code, words):
+        super().__init__(f"{what}: {words}")
+        self.kind, self.what, self.field, self.code, self.words = kind, what, field, code, words
+
+
+@contextlib.contextmanager
+def _step(kind, what, field):
+    try:
+        yield
+    except StepRefused:
+        raise
+    except NetlinkError as error:
+        words = error.args[1] if len(error.args) > 1 and isinstance(error.args[1], str) \
+            else str(error)
+        raise StepRefused(kind, what, field, error.code, words) from error
+    except (OSError, ValueError) as error:  # pyroute2's own checks (inet_pton) included
+        code = getattr(error, "errno", None)
+        raise StepRefused(kind, what, field, code, getattr(error, "strerror", None)
+                          or str(error)) from error
 
 
 def _speed(name):
@@ -59,7 +100,7 @@ def list_interfaces():
 def _index(ipr, name):
     found = ipr.link_lookup(ifname=name)
     if not found:
-        raise NetlinkError(19, f"there is no interface {name}")
+        raise NetlinkError(errno.ENODEV, f"No such device: {name}")
     return found[0]
 
 
@@ -92,23 +133,29 @@ def read_interfaces(names):
 
 def set_interface(name, addresses, mtu=None):
     """Make the interface's own addresses exactly `addresses` (CIDR) and set its MTU."""
+    field = f"addresses_{name}"
     with IPRoute() as ipr:
-        index = _index(ipr, name)
+        with _step("link", f"the settings of {name}", field):
+            index = _index(ipr, name)
         if mtu:
-            ipr.link("set", index=index, mtu=mtu)
-        ipr.link("set", index=index, state="up")
+            with _step("mtu", f"MTU {mtu} on {name}", f"mtu_{name}"):
+                ipr.link("set", index=index, mtu=mtu)
+        with _step("link", f"bringing {name} up", field):
+            ipr.link("set", index=index, state="up")
         wanted = {str(ipaddress.ip_interface(a)) for a in addresses}
         present = set(_own_addresses(ipr, index))
         # Removals first: deleting a subnet's primary IPv4 address also deletes the secondary
         # ones in that subnet, which would take a just-added address with it.
         for cidr in sorted(present - wanted):
             interface = ipaddress.ip_interface(cidr)
-            ipr.addr("del", index=index, address=str(interface.ip),
-                     prefixlen=interface.network.prefixlen)
+            with _step("address", f"removing {cidr} from {name}", field):
+                ipr.addr("del", index=index, address=str(interface.ip),
+                         prefixlen=interface.network.prefixlen)
         for cidr in sorted(wanted - set(_own_addresses(ipr, index))):
             interface = ipaddress.ip_interface(cidr)
-            ipr.addr("add", index=index, address=str(interface.ip),
-                     prefixlen=interface.network.prefixlen)
+            with _step("address", f"{cidr} on {name}", field):
+                ipr.addr("add", index=index, address=str(interface.ip),
+                         prefixlen=interface.network.prefixlen)
 
 
 def read_vlans():
@@ -132,11 +179,14 @@ def set_vlans(vlans):
     with IPRoute() as ipr:
         for parent, vid in sorted(wanted - present):
             name = f"{parent}.{vid}"
-            ipr.link("add", ifname=name, kind="vlan", link=_index(ipr, parent), vlan_id=vid)
-            index = _index(ipr, name)
-            ipr.link("set", index=index, ifalias=VLAN_ALIAS, state="up")
+            with _step("vlan", f"VLAN {name}", "vlan_id"):
+                ipr.link("add", ifname=name, kind="vlan", link=_index(ipr, parent),
+                         vlan_id=vid)
+                index = _index(ipr, name)
+                ipr.link("set", index=index, ifalias=VLAN_ALIAS, state="up")
         for parent, vid in sorted(present - wanted):
-            ipr.link("del", index=_index(ipr, f"{parent}.{vid}"))
+            with _step("vlan", f"removing VLAN {parent}.{vid}", "vlan_id"):
+                ipr.link("del", index=_index(ipr, f"{parent}.{vid}"))
 
 
 def _connected_networks(ipr):
@@ -184,12 +234,16 @@ def ensure_vips(vips):
     return place_addresses(vips, VIP_PROTO)
 
 
+def _network(text):
+    return str(ipaddress.ip_network(text, strict=False))
+
+
 def read_routes():
     """{"gateway4", "gateway6", "routes": [{"destination", "gateway"}]} as lbadmin set them."""
     result = {"gateway4": "", "gateway6": "", "routes": []}
     with IPRoute() as ipr:
         for family in (2, 10):
-            for route in ipr.get_routes(family=family, table=254):
+            for route in ipr.get_routes(family=family, table=MAIN_TABLE):
                 if route["proto"] != ROUTE_PROTO:
                     continue
                 gateway = route.get("gateway") or ""
@@ -202,25 +256,100 @@ def read_routes():
     return result
 
 
+def read_all_routes():
+    """Every route of the main table as the kernel has it, lbadmin's and everyone else's —
+    the kernel's own subnet routes above all — for View Configuration."""
+    with IPRoute() as ipr:
+        names = {link["index"]: link.get("ifname") for link in ipr.get_links()}
+        result = []
+        for family in (2, 10):
+            for route in ipr.get_routes(family=family, table=MAIN_TABLE):
+                proto = route["proto"]
+                length = route["dst_len"]
+                result.append({
+                    "destination": f"{route.get('dst')}/{length}" if length else "default",
+                    "gateway": route.get("gateway") or "",
+                    "device": names.get(route.get("oif"), ""),
+                    "proto": "lbadmin" if proto == ROUTE_PROTO else rt_proto.get(proto,
+                                                                                 str(proto)),
+                    "scope": rt_scope.get(route["scope"], str(route["scope"])),
+                    "metric": route.get("priority"),
+                    "source": route.get("prefsrc") or "",
+                    "lbadmin": proto == ROUTE_PROTO,
+                    "family": 4 if family == 2 else 6,
+                })
+    return result
+
+
 def set_routes(gateway4, gateway6, routes):
-    """Default gateways and static routes, marked as lbadmin's; lbadmin's others go."""
+    """Default gateways and static routes, marked as lbadmin's; lbadmin's others go.
+
+    A static route to a destination lbadmin has no route for is added, never put in place of
+    another route (the kernel refuses it, "File exists", when one is there — the kernel's own
+    subnet route, say); only lbadmin's own routes are deleted, with their exact gateway."""
     before = read_routes()
+    ours = {_network(r["destination"]): r["gateway"] for r in before["routes"]}
+    wanted = {_network(r["destination"]): r["gateway"] for r in routes}
     with IPRoute() as ipr:
         for family, gateway, key in ((2, gateway4, "gateway4"), (10, gateway6, "gateway6")):
             default = "0.0.0.0/0" if family == 2 else "::/0"
             if gateway:
-                ipr.route("replace", dst=default, gateway=gateway, proto=ROUTE_PROTO,
-                          family=family)
+                if gateway != before[key]:
+                    with _step("gateway", f"the default gateway {gateway}", key):
+                        ipr.route("replace", dst=default, gateway=gateway, proto=ROUTE_PROTO,
+                                  family=family, table=MAIN_TABLE)
             elif before[key]:
-                ipr.route("del", dst=default, gateway=before[key], proto=ROUTE_PROTO,
-                          family=family)
-        wanted = {(r["destination"], r["gateway"]) for r in routes}
-        for destination, gateway in sorted(wanted):
-            ipr.route("replace", dst=destination, gateway=gateway, proto=ROUTE_PROTO,
-                      family=10 if ":" in destination else 2)
-        for route in before["routes"]:
-            if (route["destination"], route["gateway"]) not in wanted:
-                ipr.route("del", dst=route["destination"], gateway=route["gateway"],
-                          proto=ROUTE_PROTO, family=10 if ":" in route["destination"] else 2)
+                with _step("gateway", f"removing the default gateway {before[key]}", key):
+                    _delete_ours(ipr, default, before[key], family)
+        for destination, gateway in sorted(wanted.items()):
+            if ours.get(destination) == gateway:
+                continue
+            family = 10 if ":" in destination else 2
+            with _step("route", f"{destination} via {gateway}", "routes"):
+                # replace only lbadmin's own route to it; else add (refused if one is there)
+                ipr.route("replace" if destination in ours else "add", dst=destination,
+                          gateway=gateway, proto=ROUTE_PROTO, family=family, table=MAIN_TABLE)
+        for destination, gateway in sorted(ours.items()):
+            if destination not in wanted:
+                with _step("route", f"removing {destination} via {gateway}", "routes"):
+                    _delete_ours(ipr, destination, gateway,
+                                 10 if ":" in destination else 2)
 
 
+def _delete_ours(ipr, destination, gateway, family):
+    """Delete lbadmin's route to `destination` via `gateway` — the kernel matches the protocol
+    and the gateway, so no other route can go; one already gone is no error."""
+    try:
+        ipr.route("del", dst=destination, gateway=gateway, proto=ROUTE_PROTO, family=family,
+                  table=MAIN_TABLE)
+    except NetlinkError as error:
+        if error.code != errno.ESRCH:
+            raise
+
+
+def ensure_subnet_routes():
+    """Put back the kernel's own route to the subnet of each of the admin's IPv4 addresses
+    where it is missing (a route an older release put in its place, then deleted, took it);
+    a subnet that has any route in the main table is left as it is.
+
+    Returns the subnets put back."""
+    restored = []
+    with IPRoute() as ipr:
+        routed = {(r.get("dst"), r["dst_len"])
+                  for r in ipr.get_routes(family=2, table=MAIN_TABLE) if r["dst_len"]}
+        for message in ipr.get_addr(family=2):
+            flags = message.get("IFA_FLAGS") or message["flags"]
+            if message.get("IFA_PROTO") in OURS or flags & (IFA_F_SECONDARY |
+                                                            IFA_F_NOPREFIXROUTE):
+                continue
+            address, length = message.get("address"), message["prefixlen"]
+            network = ipaddress.ip_interface(f"{address}/{length}").network
+            if length >= 32 or network.is_loopback or \
+                    (str(network.network_address), length) in routed:
+                continue
+            with contextlib.suppress(NetlinkError):
+                ipr.route("add", dst=str(network), oif=message["index"], proto=KERNEL_PROTO,
+                          scope=LINK_SCOPE, prefsrc=address, table=MAIN_TABLE)
+                routed.add((str(network.network_address), length))
+                restored.append(str(network))
+    return restored

@@ -21,13 +21,20 @@ def describe_network_namespace():
 
 
 @shared_task
+def describe_routes():
+    """Every route of the main table as the kernel has it (View Configuration)."""
+    return netlink.read_all_routes()
+
+
+@shared_task
 def apply_network(config):
     """Apply Local Configuration (interfaces, VLANs, routes) in the appliance's namespace;
-    {"ok": True} or {"ok": False, "error": the kernel's reason} (previous settings restored)."""
+    {"ok": True} or {"ok": False, "error": the refusal in words with the kernel's after them,
+    "field": the form field it came from} (previous settings restored)."""
     try:
         kernel.apply_network(config)
     except kernel.NetworkError as error:
-        return {"ok": False, "error": str(error)}
+        return {"ok": False, "error": str(error), "field": error.field}
     return {"ok": True}
 
 

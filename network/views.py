@@ -21,12 +21,13 @@ def browser_address(request):
 
 def _configure(request, form, changes, success_url):
     """Apply through the worker and return the response to send; on the kernel's refusal or a
-    dead worker, the reason becomes a form error and None is returned."""
+    dead worker, the reason becomes a form error — next to the field the refused value came
+    from — and None is returned."""
     try:
         pending = services.do_configure_network(changes, request.user, browser_address(request))
     except services.NetworkRefused as refused:
-        form.add_error(None, f"The kernel refused the change: {refused}. The previous "
-                             "settings stay.")
+        field = refused.field if refused.field in form.fields else None
+        form.add_error(field, f"{refused} The previous settings stay.")
         return None
     except WorkerUnavailable as problem:
         form.add_error(None, f"{problem} Nothing was changed.")
@@ -65,15 +66,27 @@ def interfaces(request):
 
 @require_POST
 def remove_vlan(request):
+    """Remove one of the VLANs lbadmin made (and its stored settings); any other name — a
+    physical interface, a VLAN lbadmin did not make, nothing at all — changes nothing."""
     stored = NetworkConfiguration.load()
-    name = request.POST.get("vlan", "")
+    name = request.POST.get("vlan", "").strip()
+    ours = {f"{parent}.{vid}" for parent, vid in stored.vlans}
+    if name not in ours:
+        shown = name or "(no name)"
+        messages.error(request, f"{shown} is not a VLAN lbadmin made: only those listed under "
+                                "“VLANs made by lbadmin” can be removed here. Nothing was "
+                                "changed.")
+        return redirect("local:interfaces")
     vlans = [v for v in stored.vlans if f"{v[0]}.{v[1]}" != name]
     interfaces = {n: s for n, s in stored.interfaces.items() if n != name}
     try:
-        services.do_configure_network({"vlans": vlans, "interfaces": interfaces}, request.user)
+        pending = services.do_configure_network({"vlans": vlans, "interfaces": interfaces},
+                                                request.user, browser_address(request))
     except (services.NetworkRefused, WorkerUnavailable) as problem:
         messages.error(request, f"{name} could not be removed: {problem}")
     else:
+        if pending:
+            return redirect("local:network-confirm-wait", token=pending.token)
         messages.success(request, f"VLAN {name} removed.")
     return redirect("local:interfaces")
 
@@ -81,7 +94,8 @@ def remove_vlan(request):
 def confirm_wait(request, token):
     pending = PendingNetworkChange.objects.filter(token=token).first()
     return render(request, "network/network_confirm_wait.html", {
-        "page_title": "Network Interface Configuration", "pending": pending})
+        "page_title": "Network Interface Configuration", "pending": pending,
+        "reasons": services.reasons_held(pending)})
 
 
 def confirm(request, token):
@@ -93,7 +107,8 @@ def confirm(request, token):
             messages.error(request, "Too late: the change was rolled back.")
         return redirect("local:interfaces")
     return render(request, "network/network_confirm.html", {
-        "page_title": "Network Interface Configuration", "pending": pending})
+        "page_title": "Network Interface Configuration", "pending": pending,
+        "reasons": services.reasons_held(pending)})
 
 
 def routing(request):

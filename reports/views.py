@@ -10,6 +10,7 @@ from core.models import AuditEntry
 from core.workers import WorkerUnavailable, ask_dataplane, send_task
 from network.models import NetworkConfiguration
 from network.services import live_interfaces
+from network.tasks import describe_routes
 
 
 def layer4_configuration(request):
@@ -47,9 +48,18 @@ def user_log(request):
 
 
 def network_configuration(request):
-    """View Configuration > Network Configuration: what is stored, and what the kernel has."""
+    """View Configuration > Network Configuration: what is stored, and what the kernel has —
+    its interfaces and every route of its main table (the kernel's own subnet routes
+    included), as the dataplane worker reads them."""
     listing, error = live_interfaces()
+    routes = None
+    if listing is not None:
+        try:
+            routes = ask_dataplane(describe_routes)
+        except WorkerUnavailable as problem:
+            error = f"{problem} The live routes cannot be shown."
     return render(request, "reports/network.html", {
         "page_title": "Network Configuration", "stored": NetworkConfiguration.load(),
         "floating_ips": FloatingIP.objects.all(), "interfaces": listing or [], "error": error,
+        "routes": routes or [],
     })
