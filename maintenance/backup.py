@@ -25,10 +25,11 @@ from clusters.models import ConfigGeneration, FloatingIP, RealServer, VirtualSer
 from clusters.tasks import apply_dataplane
 from clusters.validators import validate_ipv4_host
 from core.audit import record_change
-from core.configuration import FLOATING, address_clash
+from core.configuration import FLOATING, address_clash, holders
 from core.version import __version__
 from healthchecks.forms import HealthCheckScriptForm
 from healthchecks.models import HealthCheckScript
+from network import rules
 from network.forms import (
     HostnameDnsForm,
     InterfacesForm,
@@ -324,6 +325,7 @@ def restore(parsed, user):
     form the WebUI uses for it, storing what the form cleaned. Everything is deleted first, so
     the rules over the whole configuration (a label or an address used twice, a gateway on a
     connected subnet) see only what is restored so far — never the live kernel."""
+    interfaces_before = NetworkConfiguration.load().interfaces
     VirtualService.objects.all().delete()
     FloatingIP.objects.all().delete()
     HealthCheckScript.objects.all().delete()
@@ -347,11 +349,23 @@ def restore(parsed, user):
         for key, value in network.items():
             setattr(stored, key, value)
         stored.save()
+        _refuse_cutting_off(interfaces_before, network["interfaces"])
     if parsed["online_update"]:
         _restore_online_update(parsed["online_update"])
     ConfigGeneration.bump()
     record_change(user, f"restored a backup ({len(parsed['services'])} virtual services)")
     transaction.on_commit(_apply_everything, robust=True)
+
+
+def _refuse_cutting_off(before, after):
+    """The rule the WebUI's interfaces page guards with a confirmation (network.rules): a
+    change may not leave the real servers, fallback servers, floating IPs or VIPs without the
+    subnet they had. A restore cannot wait for a confirmation, so it is refused."""
+    if not after:  # the file says nothing of the interfaces: nothing is taken away
+        return
+    cut = rules.left_unconnected(before, after, holders())
+    if cut:
+        raise BackupError("<network>: " + " ".join(rules.describe_unconnected(cut)))
 
 
 def _restore_script(values):
@@ -423,6 +437,17 @@ def _clean_network(network):
         if len(cleaned) != 1:  # both blank, or a line break smuggled into an attribute
             raise BackupError(f"{where}: a route is one destination and one gateway.")
         routes += cleaned
+    # Each route passed alone; one form over all of them finds what spans routes (the same
+    # destination twice), and its "Line N" names the route element.
+    together = RoutingForm({"routes": "\n".join(f"{r['destination']} {r['gateway']}"
+                                                for r in network["routes"])},
+                           networks=networks)
+    if not together.is_valid():
+        message = together.errors["routes"][0]
+        line = re.match(r"Line (\d+)", message)
+        where = element("route", **network["routes"][int(line.group(1)) - 1]) if line \
+            else "<network>"
+        raise BackupError(f"{where}: {RoutingForm.base_fields['routes'].label}: {message}")
     if len(network["dns"]) > MAX_DNS:
         raise BackupError(f"<network>: at most {MAX_DNS} DNS servers; the file gives "
                           f"{len(network['dns'])}.")

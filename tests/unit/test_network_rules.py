@@ -410,3 +410,38 @@ def test_view_configuration_shows_the_live_routes_the_kernels_own_included(webui
     table = page[page.index('id="live-routes"'):]
     assert "<code>198.51.100.0/24</code>" in table and "kernel" in table
     assert "<code>10.20.0.0/16</code>" in table and "<strong>lbadmin</strong>" in table
+
+
+def test_a_backup_routing_one_destination_twice_is_refused_naming_the_second_route():
+    stored = NetworkConfiguration.load()
+    stored.interfaces = {"eth0": {"addresses": ["192.0.2.1/24"], "mtu": 1500}}
+    stored.routes = [{"destination": "10.0.0.0/8", "gateway": "192.0.2.2"}]
+    stored.save()
+    data = backup.export_xml().replace(
+        b'<route destination="10.0.0.0/8" gateway="192.0.2.2" />',
+        b'<route destination="10.0.0.0/8" gateway="192.0.2.2" />'
+        b'<route destination="10.0.0.0/8" gateway="192.0.2.3" />')
+    with pytest.raises(backup.BackupError) as refused:
+        backup.restore(backup.parse(data), "tester")
+    assert str(refused.value).startswith(
+        '<route destination="10.0.0.0/8" gateway="192.0.2.3">: Static Routes: Line 2: '
+        "10.0.0.0/8 is routed on line 1 already")
+    assert NetworkConfiguration.load().routes == stored.routes
+
+
+def test_a_backup_whose_interfaces_leave_the_real_servers_unconnected_is_refused():
+    stored = NetworkConfiguration.load()
+    stored.interfaces = {"eth0": {"addresses": ["192.0.2.1/24"], "mtu": 1500},
+                         "eth1": {"addresses": ["198.51.100.1/24"], "mtu": 1500}}
+    stored.save()
+    service = VirtualService.objects.create(label="VNA", vip="198.51.100.100", ports="12000")
+    RealServer.objects.create(service=service, label="PrimaryCluster", ip="192.0.2.110")
+    data = backup.export_xml().replace(b"<address>192.0.2.1/24</address>",
+                                       b"<address>203.0.113.1/24</address>")
+    with pytest.raises(backup.BackupError) as refused:
+        backup.restore(backup.parse(data), "tester")
+    assert str(refused.value) == (
+        "<network>: This change removes every address of 192.0.2.0/24 from eth0: the real "
+        "server “PrimaryCluster” of “VNA” (192.0.2.110) would be unreachable.")
+    assert NetworkConfiguration.load().interfaces == stored.interfaces
+    assert RealServer.objects.filter(label="PrimaryCluster").exists()
