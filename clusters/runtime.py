@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from core.runtime import redis_client
 
 STATUS_KEY = "lbadmin:dataplane:status"
+# The addresses (VIPs, floating IPs) the last apply could not place, apart from STATUS_KEY:
+# a release before this one builds its ApplyStatus from every field of STATUS_KEY and would
+# refuse an unknown one after a rollback.
+UNPLACED_KEY = "lbadmin:dataplane:unplaced"
 CONNECTIONS_KEY = "lbadmin:dataplane:connections"
 OVERLOADED_KEY = "lbadmin:dataplane:overloaded"
 
@@ -21,6 +25,7 @@ class ApplyStatus:
     mode: str = ""
     milliseconds: float = 0.0
     warnings: tuple = ()
+    unplaced: frozenset = frozenset()  # addresses no interface's subnet holds (not placed)
 
     def state_for(self, generation):
         """'applied', 'failed' or 'applying' for the configuration at `generation`."""
@@ -31,22 +36,27 @@ class ApplyStatus:
         return "applying"
 
 
+FIELDS = frozenset(ApplyStatus.__dataclass_fields__) - {"unplaced"}
+
+
 def read_status(client=None):
-    raw = (client or redis_client()).get(STATUS_KEY)
+    raw, unplaced = (client or redis_client()).mget(STATUS_KEY, UNPLACED_KEY)
     if not raw:
-        return ApplyStatus()
-    data = json.loads(raw)
+        return ApplyStatus(unplaced=frozenset(json.loads(unplaced)) if unplaced else frozenset())
+    data = {key: value for key, value in json.loads(raw).items() if key in FIELDS}
     data["warnings"] = tuple(data.get("warnings", ()))
-    return ApplyStatus(**data)
+    return ApplyStatus(**data, unplaced=frozenset(json.loads(unplaced)) if unplaced
+                       else frozenset())
 
 
-def record_applied(generation, mode, milliseconds, warnings=()):
+def record_applied(generation, mode, milliseconds, warnings=(), unplaced=()):
     status = read_status()
     status.applied_generation = max(status.applied_generation, generation)
     status.error = "" if status.applied_generation >= status.failed_generation else status.error
     status.at, status.mode, status.milliseconds = time.time(), mode, round(milliseconds, 1)
     status.warnings = tuple(warnings)
-    _write(status)
+    status.unplaced = frozenset(unplaced)
+    _write(status, with_unplaced=True)
 
 
 def record_failed(generation, error):
@@ -56,9 +66,14 @@ def record_failed(generation, error):
     _write(status)
 
 
-def _write(status):
-    data = status.__dict__ | {"warnings": list(status.warnings)}
-    redis_client().set(STATUS_KEY, json.dumps(data))
+def _write(status, with_unplaced=False):
+    data = {key: value for key, value in status.__dict__.items() if key in FIELDS}
+    data["warnings"] = list(status.warnings)
+    pipe = redis_client().pipeline()  # MULTI/EXEC: a reader sees both or neither
+    pipe.set(STATUS_KEY, json.dumps(data))
+    if with_unplaced:
+        pipe.set(UNPLACED_KEY, json.dumps(sorted(status.unplaced)))
+    pipe.execute()
 
 
 def record_connections(counts):

@@ -1,6 +1,10 @@
+from urllib.parse import urlencode
+
 import redis
 from django.contrib import messages
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from core import health, runtime
@@ -18,26 +22,65 @@ from .forms import (
 )
 from .models import FloatingIP, RealServer, VirtualService
 
-STATUS_TIMEOUT = 1.0  # seconds a worker has to answer the overview's ping
 HTMX_STOP_POLLING = 286
+NOT_CHANGED = 204  # htmx swaps nothing on a 204: the poll's page is still what it shows
 
 
 def overview(request):
     host = runtime.host_figures()
+    layer4 = layer4_page(request.GET)
+    unplaced = layer4.apply.unplaced if layer4.apply else frozenset()
     return render(request, "clusters/overview.html", {
         "page_title": "System Overview",
         "host": host,
         "uptime_words": duration_words(host.uptime_seconds),
         "memory_total_mib": host.memory_total_kib // 1024,
         "memory_available_mib": host.memory_available_kib // 1024,
-        "layer4": status.layer4_status(),
-        "floating_ips": FloatingIP.objects.all(),
+        **layer4_context(layer4),
+        "floating_ips": [(floating.address, floating.address in unplaced)
+                         for floating in FloatingIP.objects.all()],
     })
 
 
+def layer4_page(params):
+    """One page of the Layer 4 table, as the search box and the page links (`q`, `problems`,
+    `page` in GET, or in the query string of a state button's POST) ask for it."""
+    try:
+        page = int(params.get("page", 1))
+    except ValueError:
+        page = 1
+    return status.layer4_status(query=params.get("q", "")[:100], page=page,
+                                problems_only=params.get("problems") == "1",
+                                per_page=status.PER_PAGE)
+
+
+def layer4_context(layer4):
+    """The table and the addresses its poll, page links and buttons use: the poll sends the
+    digest of what it shows and gets a 204 while nothing changed."""
+    view, partial, full = layer4.view, reverse("overview:layer4"), reverse("overview:index")
+
+    def link(params):
+        if params is None:
+            return None
+        query = f"?{urlencode(params)}" if params else ""
+        return {"page": f"{full}{query}", "partial": f"{partial}{query}"}
+
+    return {
+        "layer4": layer4,
+        "poll_url": f"{partial}?{urlencode(view.params() | {'digest': layer4.digest})}",
+        "state_query": f"?{urlencode(view.params())}" if view.params() else "",
+        "previous_link": link(view.previous_params),
+        "next_link": link(view.next_params),
+    }
+
+
 def layer4_table(request):
-    """The virtual services table; System Overview polls it and the buttons swap it in."""
-    return render(request, "clusters/layer4_table.html", {"layer4": status.layer4_status()})
+    """The virtual services table; System Overview polls it (204 while what it shows is
+    unchanged) and the search box, the page links and the buttons swap it in."""
+    layer4 = layer4_page(request.GET)
+    if request.method == "GET" and request.GET.get("digest") == layer4.digest:
+        return HttpResponse(status=NOT_CHANGED)
+    return render(request, "clusters/layer4_table.html", layer4_context(layer4))
 
 
 @require_POST
@@ -47,8 +90,9 @@ def set_state(request, pk):
     if form.is_valid():
         services.do_set_state(server, form.cleaned_data["state"], request.user)
     if request.htmx:
-        return layer4_table(request)
-    return redirect("overview:index")
+        return layer4_table(request)  # the page the button was on: its query string
+    query = request.GET.urlencode()
+    return redirect(reverse("overview:index") + (f"?{query}" if query else ""))
 
 
 def health_details(request, pk):
@@ -66,10 +110,11 @@ def health_details(request, pk):
 
 
 def service_status(request):
-    """Partial polled by the overview: Redis, each worker queue, beat, asked right now."""
+    """Partial polled by the overview: Redis, each worker queue's heartbeats and beat's, in
+    one Redis round trip (no broadcast ping waiting out its timeout)."""
     return render(request, "clusters/service_status.html", {
-        "status": runtime.service_status(STATUS_TIMEOUT),
-        "timeout": STATUS_TIMEOUT,
+        "status": runtime.service_status(),
+        "stale_after": runtime.WORKER_HEARTBEAT_TTL,
     })
 
 

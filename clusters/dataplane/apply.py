@@ -20,7 +20,7 @@ from .render import diff_script, full_script, render
 
 log = logging.getLogger("lbadmin.dataplane")
 _live = None  # the Ruleset in the kernel, as far as this process put it there
-_unplaced = []  # VIPs no connected subnet holds, as of the last time they were placed
+_unplaced = []  # VIPs and floating IPs no connected subnet holds, as of their last placing
 _uncut = set()  # halted pairs whose open connections a failed apply did not cut yet
 _full_due = False  # a full apply failed before its ruleset went in: the next one is full too
 
@@ -85,7 +85,8 @@ def apply_dataplane(full=False):
     mode = "full" if full else "difference"
     warnings = [f"No interface has a subnet holding {address}: add an address in that "
                 f"subnet under Network Interface Configuration." for address in _unplaced]
-    runtime.record_applied(generation, mode, elapsed, warnings)
+    # per address too, so System Overview can put the reason on the service's own row
+    runtime.record_applied(generation, mode, elapsed, warnings, unplaced=_unplaced)
     log.info("generation %s applied (%s, %.1f ms, %d statements, cut %s)", generation, mode,
              elapsed, script.count("\n"), cut)
     return {"generation": generation, "ok": True, "mode": mode, "milliseconds": elapsed,

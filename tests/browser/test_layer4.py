@@ -101,3 +101,33 @@ def test_view_configuration_shows_the_live_ruleset_and_flags_drift(guide_deploym
         if "matches" in page.locator("#drift").inner_text():
             break
     expect(page.locator("#drift")).to_have_text("The live ruleset matches the configuration.")
+
+
+def test_the_search_box_finds_vna_and_an_unchanged_poll_redraws_nothing(guide_deployment):
+    page = guide_deployment
+    page.get_by_role("navigation", name="Main menu").get_by_role(
+        "link", name="System Overview", exact=True).click()
+    search = page.get_by_label("Search", exact=True)
+    search.fill("vna")
+    expect(page.locator("tbody[data-service]")).to_have_count(1)
+    expect(page.locator("tbody[data-service=VNA] tr.vs")).to_contain_text("Online")
+    search.fill("no such service")
+    expect(page.locator("#layer4-none-match")).to_contain_text(
+        "No virtual service matches “no such service”")
+    search.fill("primarycluster")  # a real server's label finds its service too
+    expect(page.locator("tbody[data-service=VNA]")).to_have_count(1)
+
+    # The poll sends the digest of what the table shows and keeps the search; while nothing
+    # changes it gets a 204 and htmx leaves the table as it is (the mark stays).
+    for _attempt in range(4):  # a connection count still settling redraws it once or twice
+        page.evaluate("document.getElementById('layer4').dataset.seen = 'yes'")
+        with page.expect_response(lambda r: "/overview/layer4/" in r.url, timeout=8_000) as poll:
+            pass
+        assert "q=primarycluster" in poll.value.url and "digest=" in poll.value.url
+        if poll.value.status == 204:
+            break
+    assert poll.value.status == 204
+    expect(page.locator("#layer4")).to_have_attribute("data-seen", "yes")
+    expect(page.locator("tbody[data-service=VNA]")).to_have_count(1)
+    search.fill("")
+    expect(page.locator("#layer4-summary")).not_to_contain_text("matching")

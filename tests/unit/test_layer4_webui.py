@@ -54,6 +54,7 @@ def nothing_applied_yet(monkeypatch):
     monkeypatch.setattr(runtime, "read_connections", lambda client=None: {})
     monkeypatch.setattr(runtime, "read_overloaded", lambda client=None: frozenset())
     monkeypatch.setattr(status.health_state, "load_many", lambda ids, client=None: {})
+    monkeypatch.setattr(status.health_state, "down_servers", lambda client=None: frozenset())
 
 
 def field_error(response, field):

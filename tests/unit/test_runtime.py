@@ -33,3 +33,13 @@ def test_beat_is_down_without_a_recent_heartbeat():
     assert not runtime.ServiceStatus(True, "", [], None).beat_ok
     assert not runtime.ServiceStatus(True, "", [], 31.0).beat_ok
     assert runtime.ServiceStatus(True, "", [], 3.0).beat_ok
+
+
+def test_worker_heartbeat_keys_name_the_queue_and_the_worker():
+    assert runtime.worker_heartbeat_key("checks", "checks@lb") == "lbadmin:worker:checks:checks@lb"
+    keys = [b"lbadmin:worker:checks:checks@lb", b"lbadmin:worker:checks:checks@other",
+            "lbadmin:worker:dataplane:dataplane@lb", b"lbadmin:worker:unknown:x@lb",
+            b"lbadmin:worker:maintenance:"]
+    assert runtime.workers_by_heartbeat(keys) == {
+        "dataplane": ["dataplane@lb"], "checks": ["checks@lb", "checks@other"],
+        "maintenance": []}
