@@ -15,6 +15,7 @@ from network import tasks
 # worker in the appliance's namespace, the maintenance worker for the rest.
 EXPECTED_QUEUE = {
     "network.tasks.describe_network_namespace": "dataplane",
+    "network.tasks.describe_routes": "dataplane",
     "network.tasks.apply_network": "dataplane",
     "network.tasks.apply_network_from_database": "dataplane",
     "network.tasks.write_resolver_files": "dataplane",
