@@ -8,7 +8,7 @@ DEBIAN_PACKAGES := python3 python3-venv iproute2 iputils-ping nftables conntrack
 	redis-server chromium
 BENCH_PACKAGES := wrk nginx-light haproxy gcc libc6-dev
 
-.PHONY: demo test bench lint lab-down debian-packages venv clean release
+.PHONY: demo test bench lint lab-down debian-packages venv clean release release-version
 
 debian-packages:
 	@missing=$$(for p in $(DEBIAN_PACKAGES) $(EXTRA_PACKAGES); do \
@@ -42,10 +42,16 @@ bench: venv
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 # make release VERSION=0.2.0 [NOTES="..."]: a signed update archive in dist/ (makes
-# release-key.pem, and trusts its public half, on first use).
-release: venv
+# release-key.pem, and trusts its public half, on first use; .dockerignore keeps it, and dist/,
+# out of any image).
+release: release-version venv
 	test -f release-key.pem || $(PY) manage.py lbadmin_release --make-key --key release-key.pem
-	$(PY) manage.py lbadmin_release --release-version $(VERSION) --notes "$(NOTES)" --key release-key.pem
+	$(PY) manage.py lbadmin_release --release-version "$(VERSION)" --notes "$(NOTES)" --key release-key.pem
+
+release-version:
+	@if [ -z "$(strip $(VERSION))" ]; then \
+		echo 'make release: say which version to build, e.g.' >&2; \
+		echo '    make release VERSION=x.y.z [NOTES="what changed"]' >&2; exit 2; fi
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -1,13 +1,110 @@
 """Response rules Django 5.2 has no setting for."""
 
+import logging
 import time
 import urllib.parse
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import logout
-from django.http import HttpResponse
+from django.core.exceptions import DisallowedHost
+from django.http import HttpResponse, HttpResponseBadRequest
+from django.http.request import split_domain_port, validate_host
 from django.shortcuts import redirect, resolve_url
+from django.urls import Resolver404, resolve
 from django.utils.http import url_has_allowed_host_and_scheme
+
+from core.audit import record_audit
+from network.models import NetworkConfiguration
+from network.views import browser_address
+
+from . import login
+
+LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+host_log = logging.getLogger("django.security.DisallowedHost")
+
+
+def own_host_names(request):
+    """The names the WebUI answers to: localhost, the address the connection arrived on, the
+    appliance's configured interface addresses and hostname, and the administrator's
+    LBADMIN_ALLOWED_HOSTS ("*" = any name); Django's test client's "testserver" too, which
+    Django adds to ALLOWED_HOSTS in tests."""
+    names = [*LOCAL_NAMES, *settings.LBADMIN_ALLOWED_HOSTS,
+             *(name for name in settings.ALLOWED_HOSTS if name != "*")]
+    if arrived := browser_address(request):
+        names.append(arrived)
+    stored = NetworkConfiguration.objects.filter(pk=1).only("interfaces", "hostname").first()
+    if stored is not None:
+        names.append(stored.hostname)
+        names.extend(cidr.split("/")[0] for interface in stored.interfaces.values()
+                     for cidr in interface.get("addresses", []))
+    return names
+
+
+def allowed_hosts(get_response):
+    """Django's ALLOWED_HOSTS is "*" because the appliance's own addresses are configuration,
+    not settings: this refuses (400) a request whose Host header names anything else, unless
+    the administrator allowed the name (LBADMIN_ALLOWED_HOSTS, "*" for any)."""
+
+    def middleware(request):
+        try:
+            domain, _port = split_domain_port(request.get_host())
+        except DisallowedHost:
+            domain = ""
+        if not domain or not validate_host(domain.strip("[]"), own_host_names(request)):
+            shown = request.META.get("HTTP_HOST", "")[:100]
+            host_log.warning("Refused Host header %r", shown)
+            return HttpResponseBadRequest(
+                f"This appliance does not answer to the name \u201c{shown}\u201d: use one of its "
+                "addresses or its hostname, or allow the name in LBADMIN_ALLOWED_HOSTS.\n",
+                content_type="text/plain; charset=utf-8")
+        return get_response(request)
+
+    return middleware
+
+
+def no_store(get_response):
+    """Pages and downloads (backups, support files) are never kept by the browser or a proxy:
+    Cache-Control: no-store on every response Django makes (static files are WhiteNoise's,
+    before this)."""
+
+    def middleware(request):
+        response = get_response(request)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    return middleware
+
+
+def _is_password_page(request):
+    try:
+        return resolve(request.path_info).view_name == "maintenance:passwords"
+    except Resolver404:
+        return False
+
+
+def password_check_throttle(get_response):
+    """Maintenance › Passwords' current-password check is throttled like the login
+    (appliance.login): per address and per user; the view reports a wrong current password
+    with Django's user_login_failed signal."""
+
+    def middleware(request):
+        if request.method != "POST" or not request.user.is_authenticated or \
+                not _is_password_page(request):
+            return get_response(request)
+        refused = login.begin_attempt(request, request.user.get_username(), per_user=True,
+                                      what="wrong current passwords")
+        if refused:
+            record_audit(request.user, "password change refused (too many wrong current "
+                                       f"passwords) from {login.client_address(request)}")
+            messages.error(request, f"Not changed: {refused}")
+            return redirect(request.path)
+        try:
+            return get_response(request)
+        finally:
+            login.end_attempt(request)
+
+    return middleware
 
 
 def content_security_policy(get_response):

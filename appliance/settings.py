@@ -25,8 +25,14 @@ def _secret_key():
 
 SECRET_KEY = _secret_key()
 DEBUG = env.boolean("LBADMIN_DEBUG", False)
-# An appliance is reached by whatever address its admin typed; Host is not trusted for links.
-ALLOWED_HOSTS = env.text("LBADMIN_ALLOWED_HOSTS", "*").split(",")
+# Django's own Host check lets every name through because the appliance's addresses are its
+# configuration, not settings: appliance.middleware.allowed_hosts answers 400 to any Host but
+# localhost, the address the connection arrived on, the configured interface addresses and
+# hostname, and the names the administrator allows in LBADMIN_ALLOWED_HOSTS (a comma list;
+# "*" = any name, the old behaviour).
+ALLOWED_HOSTS = ["*"]
+LBADMIN_ALLOWED_HOSTS = [name.strip() for name in env.text("LBADMIN_ALLOWED_HOSTS", "").split(",")
+                         if name.strip()]
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -45,9 +51,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "appliance.middleware.allowed_hosts",
     "django.middleware.security.SecurityMiddleware",
     "appliance.middleware.content_security_policy",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "appliance.middleware.no_store",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -58,6 +66,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "appliance.middleware.idle_timeout",
+    "appliance.middleware.password_check_throttle",
 ]
 
 ROOT_URLCONF = "appliance.urls"
@@ -157,6 +166,7 @@ ETC_DIR = env.data_dir_path("LBADMIN_ETC_DIR", DATA_DIR / "etc")
 NETWORK_CONFIRM_SECONDS = env.integer("LBADMIN_NETWORK_CONFIRM_SECONDS", 60, 5, 3600)
 BACKUP_DIR = DATA_DIR / "backups"
 BACKUPS_KEPT = env.integer("LBADMIN_BACKUPS_KEPT", 14, 1, 1000)
+UPDATE_ALLOW_LOOPBACK = env.boolean("LBADMIN_UPDATE_ALLOW_LOOPBACK", False)  # on 127/8, ::1
 LOG_DIR = DATA_DIR / "logs"
 UPLOAD_DIR = DATA_DIR / "uploads"
 LOG_DIR.mkdir(exist_ok=True)

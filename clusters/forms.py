@@ -25,6 +25,20 @@ SCHEDULER_NOTE = (
 )
 
 
+def refuse_header_breaking(value, what, example):
+    """A health check sends `value` in its HTTP request line or Host header: a control
+    character (CR, LF, …) would end the line and inject headers or a second request, and a
+    space or tab would split the request line."""
+    bad = next((c for c in "\r\n" if c in value), None) or \
+        next((c for c in value if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c.isspace()), None)
+    if bad is not None:
+        name = {"\r": "a carriage return (CR)", "\n": "a line feed (LF)", "\t": "a tab",
+                " ": "a space"}.get(bad, f"the control character U+{ord(bad):04X}")
+        raise ValidationError(f"The {what} may not contain {name}: it would break the HTTP "
+                              f"request the check sends. Enter {example}.")
+    return value
+
+
 class VirtualServiceForm(forms.ModelForm):
     class Meta:
         model = VirtualService
@@ -74,6 +88,14 @@ class VirtualServiceForm(forms.ModelForm):
         if clash:
             raise ValidationError(clash)
         return vip
+
+    def clean_check_request(self):
+        return refuse_header_breaking(self.cleaned_data["check_request"], "request",
+                                      "a path such as /health (spaces as %20)")
+
+    def clean_check_host(self):
+        return refuse_header_breaking(self.cleaned_data["check_host"], "virtual host",
+                                      "a host name such as archive.example.org")
 
     def clean_fallback_ip(self):
         fallback = self.cleaned_data["fallback_ip"]

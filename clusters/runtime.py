@@ -2,10 +2,25 @@
 connection counts. Written by the workers, read by the WebUI."""
 
 import json
+import logging
+import threading
 import time
 from dataclasses import dataclass
 
+import redis
+
 from core.runtime import redis_client
+
+log = logging.getLogger("lbadmin.dataplane")
+# Results of applies made while Redis was down, in order, written once it answers again
+# (flush_pending); the newest few are enough: each holds the highest generations.
+_pending = []
+_pending_lock = threading.Lock()
+PENDING_KEPT = 8
+# The last runtime figures read, for an apply while Redis is down (the database says what
+# to apply; these only refine it: overloaded servers, least-connection shares).
+_last_overloaded = frozenset()
+_last_connections = {}
 
 STATUS_KEY = "lbadmin:dataplane:status"
 # The addresses (VIPs, floating IPs) the last apply could not place, apart from STATUS_KEY:
@@ -49,7 +64,47 @@ def read_status(client=None):
                        else frozenset())
 
 
+def _record(kind, *args):
+    """Record an apply's result; with Redis down, keep it for flush_pending (never raise:
+    the apply itself reached the kernel, or failed, whatever Redis does)."""
+    with _pending_lock:
+        try:
+            _flush_locked()
+            RECORDERS[kind](*args)
+        except (redis.RedisError, OSError) as error:
+            if not _pending:
+                log.warning("apply result not recorded (Redis down: %s); kept until it is "
+                            "back", error)
+            _pending.append((kind, args))
+            del _pending[:-PENDING_KEPT]
+
+
+def _flush_locked():
+    while _pending:
+        kind, args = _pending[0]
+        RECORDERS[kind](*args)
+        _pending.pop(0)
+
+
+def flush_pending():
+    """Write the results kept while Redis was down. True when nothing is left to write."""
+    with _pending_lock:
+        try:
+            _flush_locked()
+        except (redis.RedisError, OSError):
+            return False
+    return True
+
+
 def record_applied(generation, mode, milliseconds, warnings=(), unplaced=()):
+    _record("applied", generation, mode, milliseconds, tuple(warnings), tuple(unplaced))
+
+
+def record_failed(generation, error):
+    _record("failed", generation, error)
+
+
+def _write_applied(generation, mode, milliseconds, warnings=(), unplaced=()):
     status = read_status()
     status.applied_generation = max(status.applied_generation, generation)
     status.error = "" if status.applied_generation >= status.failed_generation else status.error
@@ -59,7 +114,7 @@ def record_applied(generation, mode, milliseconds, warnings=(), unplaced=()):
     _write(status, with_unplaced=True)
 
 
-def record_failed(generation, error):
+def _write_failed(generation, error):
     status = read_status()
     status.failed_generation = max(status.failed_generation, generation)
     status.error, status.at = error, time.time()
@@ -76,21 +131,35 @@ def _write(status, with_unplaced=False):
     pipe.execute()
 
 
+RECORDERS = {"applied": _write_applied, "failed": _write_failed}
+
+
 def record_connections(counts):
     redis_client().set(CONNECTIONS_KEY, json.dumps({"at": time.time(), "counts": counts}))
 
 
 def read_connections(client=None):
-    """{mark: open connections} as last sampled, or {} if never sampled."""
-    raw = (client or redis_client()).get(CONNECTIONS_KEY)
-    if not raw:
-        return {}
-    return {int(mark): count for mark, count in json.loads(raw)["counts"].items()}
+    """{mark: open connections} as last sampled, or {} if never sampled; with Redis down,
+    what this process read last."""
+    global _last_connections
+    try:
+        raw = (client or redis_client()).get(CONNECTIONS_KEY)
+    except (redis.RedisError, OSError):
+        return dict(_last_connections)
+    _last_connections = {int(mark): count for mark, count in json.loads(raw)["counts"].items()} \
+        if raw else {}
+    return dict(_last_connections)
 
 
 def read_overloaded(client=None):
-    raw = (client or redis_client()).get(OVERLOADED_KEY)
-    return frozenset(json.loads(raw)) if raw else frozenset()
+    """The marks of overloaded servers; with Redis down, what this process read last."""
+    global _last_overloaded
+    try:
+        raw = (client or redis_client()).get(OVERLOADED_KEY)
+    except (redis.RedisError, OSError):
+        return _last_overloaded
+    _last_overloaded = frozenset(json.loads(raw)) if raw else frozenset()
+    return _last_overloaded
 
 
 def write_overloaded(marks):

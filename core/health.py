@@ -18,6 +18,8 @@ health keys, and the first reader puts the stored states back before it reads.
 import json
 from dataclasses import asdict, dataclass, field
 
+import redis
+
 from .runtime import redis_client
 
 DOWN_SET = "lbadmin:health:down"
@@ -158,6 +160,16 @@ def save(server_id, health):
 def down_servers(client=None):
     (members,) = _read(client or redis_client(), ("smembers", (DOWN_SET,)))
     return frozenset(int(m) for m in members)
+
+
+def down_servers_or_stored(client=None):
+    """down_servers, or while Redis is down the states the database keeps (the registered
+    loader): the data plane's applies need no Redis to keep a failed server out."""
+    try:
+        return down_servers(client)
+    except (redis.RedisError, OSError):
+        states = _loader() if _loader else {}
+        return frozenset(server for server, state in states.items() if state.state == "down")
 
 
 def forget(server_ids):

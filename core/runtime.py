@@ -9,12 +9,15 @@ asks Redis once instead of broadcasting a ping and waiting out its timeout.
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
 
 import redis
 from django.conf import settings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .queues import QUEUES
 
@@ -31,6 +34,10 @@ WORKER_HEARTBEAT_TTL = 10
 SUPERVISOR_REQUESTS_KEY = "lbadmin:supervisor:requests"
 SUPERVISOR_STATE_KEY = "lbadmin:supervisor:state"
 SUPERVISOR_STATE_TTL = 5  # seconds: a state older than this means no supervisor is running
+# ... and it answers on its own unix socket in the data directory (0600), which needs no Redis:
+# one JSON line in ({"state": true} or {"request": {...}}), one JSON line out.
+SUPERVISOR_SOCKET_NAME = "supervisor.sock"
+SUPERVISOR_SOCKET_TIMEOUT = 2.0
 # What the supervisor runs (Maintenance > Restart Services lists them in this order).
 SERVICES = ("redis", "web", "worker-dataplane", "worker-checks", "worker-maintenance", "beat")
 
@@ -41,18 +48,50 @@ _clients = {}
 
 def redis_client(timeout=1.0):
     """A client per (Redis URL, timeout), kept for the process: making one reads package
-    metadata and opens a pool, which cost most of a health check's CPU when done per call."""
+    metadata and opens a pool, which cost most of a health check's CPU when done per call.
+    It tries once more at once (a connection Redis closed when it restarted) and then says
+    Redis is down: redis-py's default retries with backoff held pages and applies for
+    seconds while Redis was down."""
     key = (settings.REDIS_URL, timeout)
     client = _clients.get(key)
     if client is None:
         client = _clients[key] = redis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=timeout, socket_connect_timeout=timeout)
+            settings.REDIS_URL, socket_timeout=timeout, socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 1))
     return client
 
 
+def supervisor_socket_path():
+    return settings.DATA_DIR / SUPERVISOR_SOCKET_NAME
+
+
+def supervisor_call(message, timeout=SUPERVISOR_SOCKET_TIMEOUT):
+    """One exchange with the supervisor over its unix socket: the answer (a dict). OSError or
+    ValueError when no supervisor listens there or it answered nonsense."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(supervisor_socket_path()))
+        sock.sendall(json.dumps(message).encode() + b"\n")
+        answer = b""
+        while not answer.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    reply = json.loads(answer)
+    if not isinstance(reply, dict):
+        raise ValueError("the supervisor answered no object")
+    return reply
+
+
 def supervisor_state():
-    """What the supervisor last published (services, pids, release), or None when no
-    supervisor is running or Redis cannot be read."""
+    """What the supervisor runs (services, pids, release, restarts), or None when no
+    supervisor is running. Asked on its socket first (it needs no Redis, and is never stale);
+    what it last published in Redis when the socket cannot be reached."""
+    try:
+        return supervisor_call({"state": True})["state"]
+    except (OSError, ValueError, KeyError):
+        pass
     try:
         raw = redis_client().get(SUPERVISOR_STATE_KEY)
     except (redis.RedisError, OSError):

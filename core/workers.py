@@ -7,7 +7,7 @@ import kombu.exceptions
 import redis
 from django.db import transaction
 
-from .runtime import SUPERVISOR_REQUESTS_KEY, redis_client, supervisor_state
+from .runtime import SUPERVISOR_REQUESTS_KEY, redis_client, supervisor_call, supervisor_state
 
 WORKER_TIMEOUT = 10  # seconds the dataplane worker has to answer the WebUI
 
@@ -49,7 +49,16 @@ def ask_dataplane(task, **kwargs):
 
 def ask_supervisor(request):
     """Queue a request (restart a service, switch to a release) for the supervisor, the
-    process outside the services that starts and stops them (runner/supervisor.py)."""
+    process outside the services that starts and stops them (runner/supervisor.py): on its
+    own unix socket, which works while Redis is down; else on its Redis list."""
+    try:
+        reply = supervisor_call({"request": request})
+    except (OSError, ValueError):
+        pass  # no socket (a supervisor of an older release), or not reachable: try Redis
+    else:
+        if reply.get("queued"):
+            return
+        raise WorkerUnavailable(f"the supervisor refused it: {reply.get('error', reply)}")
     if supervisor_state() is None:
         raise WorkerUnavailable("no supervisor is running (it is the process that started "
                                 "the services: `make demo`), or Redis is down.")

@@ -7,6 +7,7 @@ Everything it starts is stopped, and the lab removed, when it ends.
 """
 
 import signal
+import socket
 import sys
 
 from pyroute2 import IPRoute
@@ -41,11 +42,16 @@ def main():
     # background would otherwise leave it ignored.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
+    address = host_address() if listen == "0.0.0.0" else listen  # noqa: S104
+    # The WebUI answers only to the appliance's own names (its addresses in the lab) and to
+    # those allowed: the host's, by which the host's browser reaches it through the forward.
+    allowed = [environment.text("LBADMIN_ALLOWED_HOSTS", ""), address, socket.gethostname()]
     try:
         with lab, Stack(data_dir, lab, https_port=port, listen_address=listen,
-                        http_port=environment.http_port()) as stack:
+                        http_port=environment.http_port(),
+                        extra_env={"LBADMIN_ALLOWED_HOSTS": ",".join(filter(None, allowed))},
+                        ) as stack:
             stack.wait_for_workers()
-            address = host_address() if listen == "0.0.0.0" else listen  # noqa: S104
             print()
             own = f"https://{LB_EXTERNAL_ADDRESS}:{stack.own_https_port}/lbadmin/"
             print(f"  lbadmin is running: https://{address}:{port}/lbadmin/")
@@ -68,8 +74,8 @@ def main():
             print("  Ctrl-C stops everything and removes the lab.")
             print(flush=True)
             # This process is the supervisor: Restart Services and the update's switch-over
-            # come to it. A service that dies is shown dead on Restart Services, not restarted
-            # behind the administrator's back.
+            # come to it. A service that exits unasked is restarted with backoff (and shown on
+            # Restart Services with its exit status); one the administrator stopped stays down.
             Supervisor(stack).run()
     except KeyboardInterrupt:
         print("\nstopping: all processes stopped, lab removed.")

@@ -1,7 +1,10 @@
+import urllib.parse
+
 from django import forms
+from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
-from . import online
+from . import fetch, online
 from .models import OnlineUpdate
 
 
@@ -19,10 +22,19 @@ class OnlineUpdateForm(forms.ModelForm):
         }
 
     def clean_server_url(self):
+        """An http(s) URL; a host written as an address must be one the check may ask (not
+        link-local, multicast, unspecified, this appliance's own, nor loopback unless
+        LBADMIN_UPDATE_ALLOW_LOOPBACK): a name is resolved and checked at each check."""
         url = self.cleaned_data["server_url"].strip()
         if url:  # none: the check is on but has nobody to ask (the pages say so)
             URLValidator(schemes=["http", "https"],
                          message="Enter an http:// or https:// address.")(url)
+            host = urllib.parse.urlsplit(url).hostname or ""
+            for address in fetch.literal_addresses(host) or ():
+                reason = fetch.refusal(address)
+                if reason:
+                    raise ValidationError(f"Refused: {reason}; the update server must be "
+                                          "another host.")
         return url
 
     def save(self, commit=True):

@@ -2,15 +2,16 @@
 
 The update server is any plain HTTP(S) server holding the files `make release` writes:
     latest.json                  {"version", "min_from", "notes", "archive": "<file name>"}
+    latest.json.sig              its base64 ed25519 signature, by a trusted key
     lbadmin-<version>.tar.gz     and its .sha256 and .sig beside it
 A download is verified exactly as an uploaded archive is (updates.verify) before anything is
-changed.
+changed. Every request goes through maintenance.fetch (total deadline, size cap, refused
+addresses and redirects). A check runs in the maintenance worker (tasks.check_for_update),
+never in a web request.
 """
 
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 
 from django.conf import settings
 from django.utils import timezone
@@ -18,31 +19,25 @@ from django.utils import timezone
 from core.version import __version__
 
 from . import updates
+from .fetch import FetchError
+from .fetch import fetch as fetch_url
 from .models import OnlineUpdate
 from .updates import UpdateError
 
-MANIFEST_NAME = "latest.json"
+MANIFEST_NAME = updates.OFFER_NAME
 MAX_MANIFEST = 64 * 1024
-TIMEOUT = 30  # seconds per download request
-CHECK_TIMEOUT = 10  # the manifest: a check may run while the administrator waits
+MAX_SIGNATURE = 4096
+DOWNLOAD_DEADLINE = 900  # seconds for each file of an update, the whole transfer (200 MiB)
+CHECK_DEADLINE = 20  # seconds for latest.json, and again for its signature
 
 
-def fetch(url, limit, timeout=TIMEOUT):
-    """The body at `url` (http or https only), refused beyond `limit` bytes."""
-    parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise UpdateError(f"{url} is not an http:// or https:// address.")
+def fetch(url, limit, deadline=DOWNLOAD_DEADLINE):
+    """The body at `url` through the one outbound HTTP helper (maintenance.fetch: a total
+    deadline, a size cap, refused addresses and redirects); UpdateError with the reason."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - scheme checked
-            data = response.read(limit + 1)
-    except urllib.error.HTTPError as error:
-        raise UpdateError(f"{url} answered {error.code} {error.reason}.") from None
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        reason = getattr(error, "reason", None) or error
-        raise UpdateError(f"{url} cannot be fetched ({reason}).") from None
-    if len(data) > limit:
-        raise UpdateError(f"{url} is larger than {limit} bytes.")
-    return data
+        return fetch_url(url, limit, deadline)
+    except FetchError as problem:
+        raise UpdateError(str(problem)) from None
 
 
 def _base(server_url):
@@ -50,12 +45,24 @@ def _base(server_url):
 
 
 def read_offer(server_url):
-    """The update server's latest.json, checked: (version, notes, archive URL)."""
+    """The update server's latest.json, checked: (version, notes, archive URL). It must be
+    signed (latest.json.sig) by a key this appliance trusts, like the archives."""
     url = urllib.parse.urljoin(_base(server_url), MANIFEST_NAME)
+    data = fetch(url, MAX_MANIFEST, CHECK_DEADLINE)
     try:
-        offer = json.loads(fetch(url, MAX_MANIFEST, CHECK_TIMEOUT))
+        signature = fetch(url + ".sig", MAX_SIGNATURE, CHECK_DEADLINE)
+    except UpdateError as problem:
+        raise UpdateError(f"{url} is not signed, so it is not believed ({problem} `make "
+                          "release` writes latest.json.sig beside it).") from None
+    try:
+        updates.check_signature(data, signature, updates.trusted_keys(
+            settings.DATA_DIR / "update-keys"), "offer (latest.json)")
+    except UpdateError as problem:
+        raise UpdateError(f"{url} is refused: {problem}") from None
+    try:
+        offer = json.loads(data)
         version, notes, archive = offer["version"], offer.get("notes", ""), offer["archive"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
         raise UpdateError(f"{url} is not an update manifest (version, notes, archive).") \
             from None
     updates.version_tuple(version)
@@ -118,8 +125,8 @@ def download(archive_url, expected_version, running=__version__):
     """Download the archive, its checksum and signature, verify them as an upload is, and
     store the archive in the upload directory; returns its path."""
     archive = fetch(archive_url, updates.MAX_ARCHIVE)
-    checksum = fetch(archive_url + ".sha256", 4096)
-    signature = fetch(archive_url + ".sig", 4096)
+    checksum = fetch(archive_url + ".sha256", 4096, CHECK_DEADLINE)
+    signature = fetch(archive_url + ".sig", MAX_SIGNATURE, CHECK_DEADLINE)
     manifest = updates.verify(archive, checksum, signature,
                               updates.trusted_keys(settings.DATA_DIR / "update-keys"), running)
     if manifest.version != expected_version:

@@ -27,6 +27,20 @@ class ServiceRow:
     version: str | None
     last_restart: dict | None
     restart_reason: str  # why it must restart, or ""
+    recovery: dict | None = None  # the supervisor's automatic restarts: count, last_exit...
+
+    @property
+    def auto_restarts(self):
+        """'2 (last exit status -9)', or '' when it never exited on its own."""
+        if not self.recovery or not self.recovery.get("count") and \
+                self.recovery.get("last_exit") is None:
+            return ""
+        text = f"{self.recovery['count']} (last exit status {self.recovery['last_exit']})"
+        if self.recovery.get("gave_up"):
+            text += ", gave up: it stays down until restarted here"
+        elif self.recovery.get("restarting_in") is not None:
+            text += f", restarting in {self.recovery['restarting_in']:.0f} s"
+        return text
 
     @property
     def uptime(self):
@@ -40,17 +54,23 @@ def service_rows(state):
     rows = []
     for name in SERVICES:
         info = state["services"].get(name, {})
+        recovery = state.get("recovery", {}).get(name)
         rows.append(ServiceRow(
             name, LABELS[name], info.get("running", False), info.get("pid"), info.get("since"),
             info.get("version"), state.get("restarts", {}).get(name),
-            _restart_reason(info, state["version"])))
+            _restart_reason(info, state["version"], recovery), recovery))
     return rows
 
 
-def _restart_reason(info, installed):
+def _restart_reason(info, installed, recovery=None):
     if not info.get("pid"):
         return "not running"
     if not info.get("running"):
+        if recovery and recovery.get("restarting_in") is not None:
+            return ""  # the supervisor restarts it by itself in a moment
+        if recovery and recovery.get("gave_up"):
+            return (f"exited with code {info.get('exit_code')}; the supervisor gave up after "
+                    f"{recovery['count']} automatic restarts")
         return f"exited with code {info.get('exit_code')}"
     if info.get("version") and info["version"] != installed:
         return f"runs {info['version']}, the installed release is {installed}"
@@ -62,11 +82,17 @@ def restart_needed(state):
     return [row for row in service_rows(state) if row.restart_reason]
 
 
-def request_restart(names, user):
-    """Ask the supervisor to restart each service (WorkerUnavailable if none runs)."""
+ACTIONS = {"restart": "restarted", "stop": "stopped", "start": "started"}
+
+
+def request_restart(names, user, action="restart"):
+    """Ask the supervisor to restart (or stop, or start) each service (WorkerUnavailable if
+    none runs). A stopped service stays down: the supervisor restarts only what exits unasked."""
+    if action not in ACTIONS:
+        raise ValueError(f"no action named {action}")
     for name in names:
         if name not in SERVICES:
             raise ValueError(f"no service named {name}")
     for name in names:
-        ask_supervisor({"restart": name, "by": user.get_username()})
-        record_audit(user, f"restarted the service {name}")
+        ask_supervisor({action: name, "by": user.get_username()})
+        record_audit(user, f"{ACTIONS[action]} the service {name}")

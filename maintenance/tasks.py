@@ -30,5 +30,7 @@ def install_update(job_id):
 
 @shared_task(ignore_result=True)
 def check_for_update():
-    """Daily (beat), and when the settings are saved: ask the update server what it offers."""
+    """Daily (beat), and when the settings are saved or Check now is clicked (the WebUI sends
+    it here, never asks the server itself): ask the update server what it offers and store
+    the answer, or the reason the check failed, for the pages to show."""
     return online.check().available_version

@@ -8,12 +8,15 @@ An update is three files:
 manifest.json: {"version", "min_from" (oldest version it can update), "notes",
 "files": {"release/<path>": "<sha256>"}}. The appliance trusts the public keys (PEM) in
 <data>/update-keys/.
+Beside them `make release` writes latest.json (what an update server offers) and
+latest.json.sig, its signature by the same key.
 """
 
 import base64
 import hashlib
 import io
 import json
+import os
 import subprocess
 import tarfile
 from dataclasses import dataclass
@@ -28,6 +31,7 @@ from core import versions
 MAX_ARCHIVE = 200 * 1024 * 1024
 MAX_MEMBER = 50 * 1024 * 1024
 MAX_TOTAL = 500 * 1024 * 1024
+OFFER_NAME = "latest.json"  # what an update server offers; latest.json.sig signs it
 
 
 # The version the code imports, and the copy supervisors of 0.1.0 read as text.
@@ -65,14 +69,48 @@ def version_tuple(text):
 
 
 def make_key(private_path, public_path):
+    """A new ed25519 signing key. The private key's file is created 0600 (O_CREAT|O_EXCL with
+    that mode, then fchmod so no umask changes it): it is never readable by others, not even
+    for a moment, and an existing key is never overwritten."""
     key = Ed25519PrivateKey.generate()
-    private_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                               serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
-    private_path.chmod(0o600)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    try:
+        fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise UpdateError(f"{private_path} exists: a signing key is never overwritten.") \
+            from None
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(pem)
     public_path.parent.mkdir(parents=True, exist_ok=True)
     public_path.write_bytes(key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+def sign(key, data):
+    """The base64 ed25519 signature of `data`, as the .sig files hold it."""
+    return base64.b64encode(key.sign(data)) + b"\n"
+
+
+def check_signature(data, signature, keys, what):
+    """Refuse (UpdateError, in words) `data` unless a trusted key signed it."""
+    if not signature or not signature.strip():
+        raise UpdateError(f"The signature is missing: only signed {what}s are trusted.")
+    try:
+        raw = base64.b64decode(signature.strip(), validate=True)
+    except ValueError:
+        raise UpdateError(f"The signature file of the {what} is not a signature.") from None
+    if not keys:
+        raise UpdateError("This appliance trusts no update key yet (put a public key in "
+                          "<data>/update-keys/).")
+    for key in keys:
+        try:
+            key.verify(raw, data)
+            return
+        except InvalidSignature:
+            continue
+    raise UpdateError(f"Bad signature: no trusted key signed this {what}.")
 
 
 def release_files(root, untracked=False):
@@ -109,11 +147,13 @@ def build_release(root, version, min_from, notes, private_key_pem, out_dir, file
     path = out_dir / f"lbadmin-{version}.tar.gz"
     path.write_bytes(data)
     Path(f"{path}.sha256").write_text(f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
-    Path(f"{path}.sig").write_bytes(base64.b64encode(key.sign(data)) + b"\n")
-    # what an update server offers (maintenance/online.py): serve out_dir as it is
-    (out_dir / "latest.json").write_text(json.dumps(
-        {"version": version, "min_from": min_from, "notes": notes, "archive": path.name},
-        indent=1) + "\n")
+    Path(f"{path}.sig").write_bytes(sign(key, data))
+    # what an update server offers (maintenance/online.py): serve out_dir as it is. The offer
+    # is signed by the same key, so a server (or anyone between) cannot announce what it likes.
+    offer = (json.dumps({"version": version, "min_from": min_from, "notes": notes,
+                         "archive": path.name}, indent=1) + "\n").encode()
+    (out_dir / OFFER_NAME).write_bytes(offer)
+    (out_dir / f"{OFFER_NAME}.sig").write_bytes(sign(key, offer))
     return path
 
 
@@ -154,23 +194,7 @@ def verify(archive, checksum, signature, keys, running):
         raise UpdateError("The checksum file is empty.")
     if hashlib.sha256(archive).hexdigest() != expected[0].lower():
         raise UpdateError("Wrong checksum: the archive is not the one the checksum describes.")
-    if not signature or not signature.strip():
-        raise UpdateError("The signature is missing: only signed updates are installed.")
-    try:
-        raw = base64.b64decode(signature.strip(), validate=True)
-    except ValueError:
-        raise UpdateError("The signature file is not a signature.") from None
-    if not keys:
-        raise UpdateError("This appliance trusts no update key yet (put a public key in "
-                          "<data>/update-keys/).")
-    for key in keys:
-        try:
-            key.verify(raw, archive)
-            break
-        except InvalidSignature:
-            continue
-    else:
-        raise UpdateError("Bad signature: no trusted key signed this archive.")
+    check_signature(archive, signature, keys, "archive")
     try:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
             members = tar.getmembers()

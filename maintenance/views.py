@@ -1,9 +1,11 @@
 import re
+import time
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.forms import PasswordChangeForm
+from django.contrib.auth.signals import user_login_failed
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -19,16 +21,25 @@ from .forms import BackupForm, OfflineUpdateForm, OnlineUpdateForm, RestoreForm
 from .models import OnlineUpdate, Revision, UpdateJob
 from .revisions import KEEP as REVISIONS_KEPT
 from .revisions import diff as revisions_diff
-from .tasks import install_update
+from .tasks import check_for_update, install_update
 
 REVISION_NUMBER = re.compile(r"[0-9]{1,18}")
+# When this browser sent an online update check to the maintenance worker (time.time()): its
+# page says "checking…" and polls until the worker has stored the answer.
+CHECK_SENT = "online_update_check_sent"
+CHECK_WAIT = 60  # seconds the page waits for the worker before saying it did not answer
 
 
 def passwords(request):
     """Maintenance > Passwords: the current password is required; weak ones are refused by
     the validators in settings (length 10+, not common, not all digits, not like the name)."""
     form = PasswordChangeForm(request.user, request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    valid = request.method == "POST" and form.is_valid()
+    if form.has_error("old_password", "password_incorrect"):
+        # counted and logged like a refused login (appliance.login throttles both)
+        user_login_failed.send(sender=__name__, request=request, credentials={
+            "username": request.user.get_username(), "page": "Maintenance › Passwords"})
+    if valid:
         user = form.save()
         update_session_auth_hash(request, user)  # this browser stays logged in
         record_audit(user, "changed the password")
@@ -143,10 +154,55 @@ def software_update(request):
                     f"match its manifest, updates from {verified.min_from} or newer\n"
                     f"Release notes: {verified.notes or '(none)'}\n")
             return _install(request, job)
+    row = OnlineUpdate.load()
+    state = _check_state(request, row)
+    if request.htmx and request.method == "GET":
+        return _check_poll(request, row, state)
     return render(request, "maintenance/software_update.html", {
         "page_title": "Software Update", "form": form, "running": __version__,
-        "online": OnlineUpdate.load(), "offered": online.offered(),
-        "history": UpdateJob.objects.all()[:20]})
+        "online": row, "check_state": state, "check_wait": CHECK_WAIT,
+        "offered": online.offered(), "history": UpdateJob.objects.all()[:20]})
+
+
+def _send_check(request):
+    """Send the online update check to the maintenance worker (it asks the server; a web
+    request never does); None, or why it cannot be sent, in words."""
+    try:
+        send_task(check_for_update)
+    except WorkerUnavailable as problem:
+        request.session.pop(CHECK_SENT, None)
+        return f"the maintenance worker cannot be reached: {problem}"
+    request.session[CHECK_SENT] = time.time()
+    return None
+
+
+def _check_state(request, row):
+    """"checking" while the check this browser sent has not stored its answer, "stalled" once
+    the worker has not done so in CHECK_WAIT seconds (said once), else None."""
+    sent = request.session.get(CHECK_SENT)
+    if sent is None:
+        return None
+    if not online.asks(row) or (row.checked_at and row.checked_at.timestamp() >= sent):
+        del request.session[CHECK_SENT]
+        return None
+    if time.time() - sent > CHECK_WAIT:
+        del request.session[CHECK_SENT]
+        return "stalled"
+    return "checking"
+
+
+def _check_poll(request, row, state):
+    """The htmx poll of a page showing "checking…": the check's line, with 286 (polling
+    stops) once the answer is stored, and a reload when the offer (the banner on every page)
+    changed."""
+    response = render(request, "maintenance/online_check.html", {
+        "online": row, "check_state": state, "check_wait": CHECK_WAIT})
+    if state != "checking":
+        response.status_code = 286
+        offered = online.offered()
+        if (offered.available_version if offered else "") != request.GET.get("shown", ""):
+            response["HX-Refresh"] = "true"
+    return response
 
 
 def _install(request, job):
@@ -165,16 +221,19 @@ def _install(request, job):
 
 @require_POST
 def check_online(request):
-    """Online Update › Check now (the daily check does the same)."""
-    checked = online.check()
-    if not (checked.enabled and checked.server_url):
+    """Online Update › Check now (the daily check does the same): sent to the maintenance
+    worker; the page says "checking…" until the answer is stored."""
+    row = OnlineUpdate.load()
+    if not online.asks(row):
+        online.check(row)  # asks nobody: forgets what an earlier check found
         messages.error(request, "The online update check is off or has no update server: "
                                 "set it under Physical – Advanced Configuration.")
-    elif checked.check_error:
-        messages.error(request, f"The update server did not answer: {checked.check_error}")
+        return redirect("maintenance:software-update")
+    problem = _send_check(request)
+    if problem:
+        messages.error(request, f"Not checked: {problem}")
     else:
-        messages.success(request, f"Checked: {checked.available_version or 'no newer release'}"
-                                  f"{' is available' if checked.available_version else ''}.")
+        messages.success(request, "Checking the update server…")
     return redirect("maintenance:software-update")
 
 
@@ -222,29 +281,31 @@ def restart_services(request):
 
 @require_POST
 def restart_service(request, name):
-    """Restart one service, or (name "needed") every service the banner names."""
+    """Restart one service, or (name "needed") every service the banner names; with
+    action=stop, stop it (it stays down: the supervisor restarts only what exits unasked)."""
+    action = request.POST.get("action", "restart")
     if name == "needed":
         names = [row.name for row in restarts.restart_needed(supervisor_state())]
     else:
         names = [name]
     try:
-        restarts.request_restart(names, request.user)
+        restarts.request_restart(names, request.user, action)
     except ValueError as unknown:
         messages.error(request, str(unknown))
     except WorkerUnavailable as problem:
-        messages.error(request, f"Nothing was restarted: {problem}")
+        messages.error(request, f"Nothing was {restarts.ACTIONS[action]}: {problem}")
     else:
         if names:
-            messages.success(request, f"Restart requested: {', '.join(names)}. The table "
-                                      "below shows when each is back.")
+            messages.success(request, f"{action.capitalize()} requested: {', '.join(names)}. "
+                                      "The table below shows each one's state.")
     return redirect("maintenance:restart-services")
 
 
 def advanced_configuration(request):
     """Local Configuration > Physical – Advanced Configuration: the online update check (the
     page sits in Local Configuration's menu, as in the guide; what it sets is Software
-    Update's). Saving with the check on asks the update server at once, so the answer shows
-    now."""
+    Update's). Saving with the check on sends a check to the maintenance worker at once; the
+    page says "checking…" until its answer is stored."""
     form = OnlineUpdateForm(request.POST or None, instance=OnlineUpdate.load())
     if request.method == "POST" and form.is_valid():
         was_offered = online.offered()
@@ -252,16 +313,25 @@ def advanced_configuration(request):
         state = "on" if saved.enabled else "off"
         record_change(request.user, f"set the online update check {state} "
                                     f"({saved.server_url or 'no server'})")
-        checked = online.check(saved)
-        if saved.enabled and checked.check_error:
-            messages.error(request, f"Saved, but the update server did not answer: "
-                                    f"{checked.check_error}")
-        elif was_offered and not online.offered():
+        withdrawn = f" The offer of update {was_offered.available_version} is withdrawn." \
+            if was_offered and not online.offered() else ""
+        if not online.asks(saved):
+            online.check(saved)  # asks nobody: forgets what an earlier check found
             messages.success(request, f"Advanced configuration saved; the offer of update "
-                                      f"{was_offered.available_version} is withdrawn.")
+                                      f"{was_offered.available_version} is withdrawn."
+                             if withdrawn else "Advanced configuration saved.")
+        elif problem := _send_check(request):
+            messages.error(request, f"Advanced configuration saved.{withdrawn} The update "
+                                    f"server was not asked: {problem} The daily check, or "
+                                    "Check now, asks it later.")
         else:
-            messages.success(request, "Advanced configuration saved.")
+            messages.success(request, f"Advanced configuration saved.{withdrawn} Checking "
+                                      "the update server…")
         return redirect("local:advanced")
+    row = OnlineUpdate.load()
+    state = _check_state(request, row)
+    if request.htmx and request.method == "GET":
+        return _check_poll(request, row, state)
     return render(request, "maintenance/advanced.html", {
         "page_title": "Physical – Advanced Configuration", "form": form,
-        "online": OnlineUpdate.load()})
+        "online": row, "check_state": state, "check_wait": CHECK_WAIT})

@@ -1,7 +1,8 @@
 """Local Configuration pages: Network Interface Configuration, Routing, Hostname & DNS."""
 
+import ipaddress
+
 from django.contrib import messages
-from django.http.request import split_domain_port
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -15,8 +16,18 @@ from .tasks import write_resolver_files
 
 
 def browser_address(request):
-    host, _port = split_domain_port(request.get_host())
-    return host.strip("[]")
+    """The appliance's address the browser's connection really arrived on — the local end of
+    gunicorn's socket (the lock-out guard must not trust the Host header, which the client
+    writes) — or "" when it is not known (no gunicorn socket: the guard then decides by the
+    subnets alone)."""
+    sock = request.META.get("gunicorn.socket")
+    try:
+        local = sock.getsockname()[0] if sock is not None else ""
+        address = ipaddress.ip_address(str(local).split("%")[0])
+    except (OSError, AttributeError, TypeError, IndexError, ValueError):
+        return ""
+    mapped = getattr(address, "ipv4_mapped", None)
+    return str(mapped or address)
 
 
 def _configure(request, form, changes, success_url):

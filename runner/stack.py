@@ -26,6 +26,8 @@ from pathlib import Path
 
 import redis
 from celery import Celery
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from core.queues import TASK_ROUTES
 from core.runtime import SERVICES, workers_by_queue
@@ -35,7 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # queue -> pool arguments
 WORKERS = {
-    "dataplane": ["-c", "1"],  # exactly one writer of the data plane
+    # exactly one writer of the data plane, in one process: the tasks and the generation
+    # watcher (clusters/tasks.py, which applies while Redis is down) share what is live
+    "dataplane": ["-P", "solo"],
     # checks wait on the network and on scripts: threads, so a slow one holds one thread only
     "checks": ["-P", "threads", "-c", "64"],
     "maintenance": ["-c", "1"],
@@ -152,14 +156,16 @@ class Stack:
                 if name != "redis":
                     self.stop_process(name)
 
-    def restart_service(self, name):
-        """Restart Services: stop one and start it again from the active release."""
+    def restart_service(self, name, keep_data=True):
+        """Restart Services: stop one and start it again from the active release. Redis keeps
+        its data unless `keep_data` is false (after a crash there is no fresh dump: an older
+        one would bring back stale state)."""
         if name not in SERVICES:
             raise StartError(f"no service named {name}")
         with self.lock:
             if name == "redis":
                 self.stop_redis()
-                self.start_redis(keep_data=True)
+                self.start_redis(keep_data=keep_data)
                 return
             self.stop_process(name)
             if name == "web":
@@ -169,6 +175,19 @@ class Stack:
                 self.start_beat()
             else:
                 self.start_worker(name.removeprefix("worker-"))
+
+    def stop_service(self, name):
+        """An administrator's stop: the service stays down (the supervisor does not restart
+        what is no longer in `processes`) until a start or a restart."""
+        if name not in SERVICES:
+            raise StartError(f"no service named {name}")
+        with self.lock:
+            if name == "redis":
+                self.stop_redis()
+                return
+            self.stop_process(name)
+            if name == "web":
+                self.stop_process("web-http")
 
     def _spawn(self, name, command, in_lab=False, env=None):
         """Start a service; `env` overrides part of the stack's environment for this one."""
@@ -199,14 +218,19 @@ class Stack:
             "--unixsocketperm", "700", "--dir", str(self.data_dir), "--save", "",
             "--appendonly", "no", "--daemonize", "no",
         ])
-        client = redis.Redis(unix_socket_path=str(self.redis_socket), socket_timeout=1)
+        # no retries with backoff (redis-py's default): the wait polls every 0.1 s itself
+        client = redis.Redis(unix_socket_path=str(self.redis_socket), socket_timeout=1,
+                             retry=Retry(NoBackoff(), 0))
         self._wait("redis", lambda: client.ping())
 
     def stop_redis(self):
+        process = self.processes.get("redis")
+        if process is not None and process.poll() is not None:
+            self.stop_process("redis")  # it died: nothing to save, no client to wait out
+            return
         client = redis.Redis(unix_socket_path=str(self.redis_socket), socket_timeout=5)
         with contextlib.suppress(redis.RedisError, OSError):
             client.shutdown(save=True)  # writes dump.rdb, which start_redis(keep_data) loads
-        process = self.processes.get("redis")
         if process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=10)
@@ -355,22 +379,31 @@ class Stack:
         new.replace(link)
 
     def describe(self):
-        """What the supervisor publishes for Restart Services."""
-        with self.lock:
-            services = {}
-            for name in SERVICES:
-                process = self.processes.get(name)
-                since, version = self.started.get(name, (None, None))
-                services[name] = {
-                    "pid": process.pid if process else None,
-                    "running": process is not None and process.poll() is None,
-                    "exit_code": process.poll() if process else None,
-                    "since": since, "version": version}
-            return {"at": time.time(), "release": str(self.code_dir), "version": self.version,
-                    "services": services}
+        """What the supervisor publishes for Restart Services. Without the lock (copies of
+        the dicts): a restart holds it while its service comes up, and the page must not wait
+        for that."""
+        processes, started = dict(self.processes), dict(self.started)
+        services = {}
+        for name in SERVICES:
+            process = processes.get(name)
+            since, version = started.get(name, (None, None))
+            exit_code = process.poll() if process else None
+            services[name] = {
+                "pid": process.pid if process else None,
+                "running": process is not None and exit_code is None,
+                "exit_code": exit_code, "since": since, "version": version}
+        return {"at": time.time(), "release": str(self.code_dir), "version": self.version,
+                "services": services}
 
     def dead_processes(self):
-        return {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
+        return {name: p.returncode for name, p in dict(self.processes).items()
+                if p.poll() is not None}
+
+    def dead_pids(self):
+        """{name: (pid, exit status)} of the processes that exited while still wanted (a stop
+        removes a process from `processes` before it signals it)."""
+        return {name: (p.pid, p.returncode) for name, p in dict(self.processes).items()
+                if p.poll() is not None}
 
     def stop_process(self, name, timeout=10):
         with self.lock:

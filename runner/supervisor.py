@@ -2,22 +2,34 @@
 
 It runs in the process that started the services (`make demo`'s runner, a test's Stack),
 outside every service it restarts: a worker cannot restart itself, nor replace its own code.
-Requests arrive on a Redis list; what it runs (services, pids, the release) is published in
-Redis every second for the Restart Services page. The supervisor's own code is the checkout it
-was started from; an update replaces the services' code, not the supervisor's.
+A service that exits unasked is restarted with backoff and a limit (Restart=on-failure).
+Requests arrive on its own unix socket (<data>/supervisor.sock, which needs no Redis) and on
+a Redis list; what it runs (services, pids, the release, restarts) is published in Redis
+every second and answered on the socket for the Restart Services page. The supervisor's own
+code is the checkout it was started from; an update replaces the services' code, not the
+supervisor's.
 """
 
 import contextlib
+import copy
 import json
+import os
+import queue
+import socketserver
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from core.runtime import SERVICES
 from core.runtime import SUPERVISOR_REQUESTS_KEY as REQUESTS_KEY
+from core.runtime import SUPERVISOR_SOCKET_NAME as SOCKET_NAME
 from core.runtime import SUPERVISOR_STATE_KEY as STATE_KEY
 from core.runtime import SUPERVISOR_STATE_TTL as STATE_TTL
 
@@ -80,46 +92,248 @@ def settle_interrupted_switches(database):
              "releases/database-before-<version>.sqlite3.\n",))
 
 
+# Restart=on-failure, as systemd does it: a service that exits without being asked to is
+# started again after 1 s, 2 s, 4 s ... (at most 30 s); after RESTART_LIMIT restarts within
+# RESTART_WINDOW seconds it stays down, and Restart Services says so (a restart there, or a
+# start, gives it a fresh budget).
+RESTART_LIMIT = 5
+RESTART_WINDOW = 60.0
+RESTART_DELAY_MAX = 30.0
+REQUEST_KINDS = ("restart", "stop", "start", "switch")
+
+
+def restart_delay(recent):
+    """Seconds to wait before the restart that follows `recent` restarts in the window."""
+    return min(RESTART_DELAY_MAX, 2.0 ** recent)
+
+
+class SocketHandler(socketserver.StreamRequestHandler):
+    """One JSON line in, one out: {"state": true} -> {"state": ...}; {"request": {...}} ->
+    {"queued": true}."""
+
+    def handle(self):
+        supervisor = self.server.supervisor
+        try:
+            message = json.loads(self.rfile.readline(65536))
+            if message.get("state"):
+                reply = {"state": supervisor.state()}
+            elif isinstance(message.get("request"), dict) and \
+                    any(kind in message["request"] for kind in REQUEST_KINDS):
+                supervisor.requests.put(message["request"])
+                reply = {"queued": True}
+            else:
+                reply = {"error": "unknown message"}
+        except (ValueError, AttributeError) as error:
+            reply = {"error": f"unreadable message: {error}"}
+        self.wfile.write(json.dumps(reply).encode() + b"\n")
+
+
+class SocketServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
 class Supervisor:
     def __init__(self, stack):
         self.stack = stack
-        self.client = redis.Redis(unix_socket_path=str(stack.redis_socket), socket_timeout=5)
+        # one immediate retry (a connection Redis closed), no backoff: with Redis down the
+        # threads publishing and reading the list must not hang on it
+        self.client = redis.Redis(unix_socket_path=str(stack.redis_socket), socket_timeout=5,
+                                  socket_connect_timeout=1, retry=Retry(NoBackoff(), 1))
         self.restarts = {}  # service -> {"at", "by", "result"}: the last restart of each
+        # service -> {"count", "recent", "last_exit", "last_at", "due", "pid", "gave_up"}:
+        # the restarts of a service that exited on its own
+        self.recovery = {}
+        self.requests = queue.Queue()  # from the socket and from the Redis list
+        self.state_lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.log_path = stack.log_dir / "supervisor.log"
+
+    @property
+    def socket_path(self):
+        return self.stack.data_dir / SOCKET_NAME
 
     def run(self, stop=None):
-        """Serve requests until `stop` (a threading.Event) is set, or forever."""
+        """Serve requests and restart what dies until `stop` (a threading.Event) is set, or
+        forever (`make demo`: until Ctrl-C)."""
         settle_interrupted_switches(self.stack.database)
-        while stop is None or not stop.is_set():
+        self.stopping.clear()
+        server = self.serve_socket()
+        threads = [threading.Thread(target=self._publish_loop, name="supervisor-publish",
+                                    daemon=True),
+                   threading.Thread(target=self._redis_requests, name="supervisor-redis",
+                                    daemon=True)]
+        for thread in threads:
+            thread.start()
+        try:
+            while stop is None or not stop.is_set():
+                self.watch()
+                try:
+                    request = self.requests.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                self.handle(request)
+        finally:
+            self.stopping.set()
+            server.shutdown()
+            server.server_close()
+            with contextlib.suppress(FileNotFoundError):
+                self.socket_path.unlink()
+            for thread in threads:
+                thread.join(timeout=10)
+
+    def serve_socket(self):
+        """The supervisor's own socket in the data directory: 0600, owned like the data
+        directory (the service user's), so Restart Services needs no Redis."""
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        server = SocketServer(str(self.socket_path), SocketHandler)
+        # bound with the process's umask, which leaves others no write (connect) right
+        os.chmod(self.socket_path, 0o600)
+        owner = self.stack.data_dir.stat()
+        os.chown(self.socket_path, owner.st_uid, owner.st_gid)
+        server.supervisor = self
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
+                         name="supervisor-socket", daemon=True).start()
+        return server
+
+    def _redis_requests(self):
+        """Requests queued on the Redis list (releases before the socket, and a fallback)."""
+        while not self.stopping.is_set():
             try:
-                self.publish()
                 item = self.client.blpop([REQUESTS_KEY], timeout=1)
             except (redis.RedisError, OSError):
-                time.sleep(0.5)  # Redis is being restarted, or not up yet
+                self.stopping.wait(0.5)  # Redis is being restarted, or not up yet
                 continue
             if item:
-                self.handle(json.loads(item[1]))
+                with contextlib.suppress(ValueError):
+                    self.requests.put(json.loads(item[1]))
+
+    def _publish_loop(self):
+        while not self.stopping.is_set():
+            with contextlib.suppress(redis.RedisError, OSError):
+                self.publish()
+            self.stopping.wait(1)
+
+    def state(self):
+        state = self.stack.describe()
+        with self.state_lock:
+            state["restarts"] = copy.deepcopy(self.restarts)
+            state["recovery"] = {
+                name: {"count": entry["count"], "last_exit": entry["last_exit"],
+                       "last_at": entry["last_at"], "gave_up": entry["gave_up"],
+                       "restarting_in": (max(0.0, entry["due"] - time.monotonic())
+                                         if entry["due"] is not None else None)}
+                for name, entry in self.recovery.items()}
+        return state
 
     def publish(self):
-        state = self.stack.describe()
-        state["restarts"] = self.restarts
-        self.client.set(STATE_KEY, json.dumps(state), ex=STATE_TTL)
+        self.client.set(STATE_KEY, json.dumps(self.state()), ex=STATE_TTL)
+
+    def log(self, line):
+        text = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}"
+        print(f"supervisor: {line}", file=sys.stderr, flush=True)
+        with contextlib.suppress(OSError), open(self.log_path, "a") as handle:
+            handle.write(text + "\n")
+
+    def watch(self):
+        """Restart=on-failure: notice services that exited unasked, restart each when its
+        backoff is over; past the limit, leave it down and say so. A stopped service is no
+        longer in the stack's processes, so a stop is never fought."""
+        now = time.monotonic()
+        with self.stack.lock:  # not while a restart or a switch-over is under way
+            dead = self.stack.dead_pids()
+        for name, (pid, status) in dead.items():
+            service = "web" if name == "web-http" else name
+            if service not in SERVICES:
+                continue
+            with self.state_lock:
+                entry = self.recovery.setdefault(service, {
+                    "count": 0, "recent": [], "last_exit": None, "last_at": None,
+                    "due": None, "pid": None, "gave_up": False})
+                if entry["pid"] == pid:
+                    continue  # noticed already: waiting for its backoff, or given up
+                entry["pid"], entry["last_exit"], entry["last_at"] = pid, status, time.time()
+                entry["recent"] = [t for t in entry["recent"] if now - t < RESTART_WINDOW]
+                if len(entry["recent"]) >= RESTART_LIMIT:
+                    entry["gave_up"], entry["due"] = True, None
+                else:
+                    entry["due"] = now + restart_delay(len(entry["recent"]))
+                gave_up, delay = entry["gave_up"], (entry["due"] or now) - now
+            if gave_up:
+                self.log(f"{name} (pid {pid}) exited with status {status}; {RESTART_LIMIT} "
+                         f"restarts within {RESTART_WINDOW:.0f} s already: it stays down "
+                         "until restarted from Restart Services")
+            else:
+                self.log(f"{name} (pid {pid}) exited with status {status}; restarting "
+                         f"{service} in {delay:.0f} s")
+        for service, entry in list(self.recovery.items()):
+            if entry["due"] is not None and entry["due"] <= time.monotonic():
+                self._recover(service, entry)
+
+    def _recover(self, service, entry):
+        names = ("web", "web-http") if service == "web" else (service,)
+        with self.stack.lock:
+            processes = [self.stack.processes.get(name) for name in names]
+            if not any(p is not None and p.pid == entry["pid"] for p in processes):
+                entry["due"] = None  # stopped or restarted meanwhile by someone else
+                return
+            with self.state_lock:
+                entry["due"] = None
+                entry["count"] += 1
+                entry["recent"].append(time.monotonic())
+            try:
+                self.stack.restart_service(service, keep_data=False)
+            except (StartError, OSError) as error:
+                self.log(f"restart {entry['count']} of {service} failed: {error}")
+                return
+        process = self.stack.processes.get(service)
+        self.log(f"{service} restarted (restart {entry['count']}, "
+                 f"pid {process.pid if process else '?'})")
+
+    def _fresh_budget(self, name):
+        """An administrator's restart, start or stop ends the automatic restarts' history."""
+        with self.state_lock:
+            entry = self.recovery.get(name)
+            if entry is not None:
+                entry.update(recent=[], due=None, gave_up=False)
 
     def handle(self, request):
         if "restart" in request:
             self.restart(request["restart"], request.get("by", ""))
+        elif "stop" in request:
+            self.stop(request["stop"], request.get("by", ""))
+        elif "start" in request:
+            self.restart(request["start"], request.get("by", ""), verb="started")
         elif "switch" in request:
             self.switch(**request["switch"])
 
-    def restart(self, name, by=""):
-        self.restarts[name] = {"at": time.time(), "by": by, "result": "restarting"}
+    def _mark(self, name, by, result):
+        with self.state_lock:
+            self.restarts[name] = {"at": time.time(), "by": by, "result": result}
+
+    def stop(self, name, by=""):
+        """The administrator's stop: the service stays down until a start or a restart."""
+        self._mark(name, by, "stopping")
+        self._fresh_budget(name)
+        try:
+            self.stack.stop_service(name)
+        except (StartError, OSError) as error:
+            self._mark(name, by, f"failed: {error}")
+            return
+        self._mark(name, by, "stopped")
+        self.log(f"{name} stopped (by {by or 'request'})")
+
+    def restart(self, name, by="", verb="restarted"):
+        self._mark(name, by, "restarting")
+        self._fresh_budget(name)
         try:
             self.stack.restart_service(name)
             if name.startswith("worker-"):
                 self.stack.wait_for_workers()
         except (StartError, OSError) as error:
-            self.restarts[name]["result"] = f"failed: {error}"
+            self._mark(name, by, f"failed: {error}")
         else:
-            self.restarts[name]["result"] = "restarted"
+            self._mark(name, by, verb)
         with contextlib.suppress(redis.RedisError, OSError):
             self.publish()
 

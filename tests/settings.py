@@ -14,3 +14,4 @@ if "LBADMIN_DATA_DIR" not in os.environ:
 from appliance.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, tests only
+UPDATE_ALLOW_LOOPBACK = True  # the online update tests serve their releases on 127.0.0.1

@@ -37,7 +37,7 @@ def desired_ruleset():
     with transaction.atomic():
         generation = ConfigGeneration.current()
         state = desired.from_database(runtime.read_overloaded(), runtime.read_connections(),
-                                      health.down_servers())
+                                      health.down_servers_or_stored())
     return generation, render(state)
 
 

@@ -177,9 +177,16 @@ def test_online_update_is_announced_on_every_page_and_installs(admin, update_sta
         page.get_by_label("Update Server URL").fill("ftp://nowhere/")
         page.get_by_role("button", name="Update").click()
         expect(page.locator("#field-server_url")).to_contain_text("http:// or https://")
+        page.get_by_label("Update Server URL").fill("http://169.254.169.254/latest/")
+        page.get_by_role("button", name="Update").click()  # a cloud's metadata service
+        expect(page.locator("#field-server_url")).to_contain_text(
+            "Refused: 169.254.169.254 is a link-local address")
         page.get_by_label("Update Server URL").fill(url)
         page.get_by_role("button", name="Update").click()
         expect(page.locator(".message")).to_contain_text("Advanced configuration saved.")
+        # the maintenance worker asks the server; the page polls and shows the answer
+        expect(page.locator("#last-check")).to_contain_text("version 9.1.0 is available.",
+                                                            timeout=30_000)
 
         banner = page.locator("#update-available")
         expect(banner).to_have_text(re.compile(

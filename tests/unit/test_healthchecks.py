@@ -36,8 +36,13 @@ def test_any_success_resets_the_count():
     assert [state.step(health, False, 3) for _ in range(3)] == [None, None, "down"]
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: only a root checks worker can drop "
-                    "a script to nobody (CI runs as root)")
+# A script runs only when the checks worker can drop it to nobody (root, or CAP_SETUID and
+# CAP_SETGID): otherwise it is refused (tests/unit/test_script_sandbox.py).
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: only a root checks worker "
+                             "can drop a script to nobody (CI runs as root)")
+
+
+@as_root
 def test_a_script_gets_ldirectords_four_arguments_and_runs_as_nobody():
     result = scripts.run_script('#!/bin/bash\necho "$1 $2 $3 $4 $(id -un)"; exit 0',
                                 ["198.51.100.100", 12000, "192.0.2.110", 0], 5)
@@ -64,6 +69,7 @@ def dies_soon(pid, seconds=2.0):
     return True
 
 
+@as_root
 def test_a_script_that_hangs_is_killed_with_its_children_at_the_timeout():
     started = time.monotonic()
     result = scripts.run_script("#!/bin/bash\nsleep 60 &\necho $!\nsleep 60\n", [], 1)
@@ -74,7 +80,7 @@ def test_a_script_that_hangs_is_killed_with_its_children_at_the_timeout():
     assert dies_soon(child), f"the script's child {child} outlived the timeout"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 owns the script sandbox: kill by cgroup")
+@as_root
 def test_a_child_that_leaves_the_scripts_session_is_killed_too():
     result = scripts.run_script(
         "#!/bin/bash\nsetsid bash -c 'echo $$; exec sleep 60' &\nsleep 60\n", [], 1)
@@ -89,6 +95,7 @@ def test_a_child_that_leaves_the_scripts_session_is_killed_too():
                 os.kill(escaped, signal.SIGKILL)
 
 
+@as_root
 def test_a_script_that_prints_megabytes_keeps_only_the_cap():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result = scripts.run_script("#!/bin/bash\nhead -c 300000000 /dev/zero | tr '\\0' x\n"
@@ -99,11 +106,13 @@ def test_a_script_that_prints_megabytes_keeps_only_the_cap():
     assert grown_mib < 20  # 300 MB went through; memory did not follow
 
 
+@as_root
 def test_a_script_without_a_shebang_says_it_is_not_executable():
     result = scripts.run_script("echo hi\n", [], 2)
     assert not result.ok and "not executable" in result.message
 
 
+@as_root
 def test_a_script_with_a_syntax_error_shows_the_error():
     result = scripts.run_script("#!/bin/bash\nif then fi\n", [], 2)
     assert not result.ok and "syntax error" in result.output
@@ -124,6 +133,7 @@ def listening(port):
     return listener
 
 
+@as_root
 def test_the_iconnect_template_tries_all_seven_ports():
     """Healthy with all seven answering; failed, naming it, when any one of them does not."""
     script = TEMPLATES["IBM-WHI-iConnect-Enterprise-Archive"]

@@ -1,5 +1,12 @@
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
 from clusters.views import duration_words
-from core import runtime
+from core import runtime, workers
+from runner import supervisor
 
 MEMINFO = """MemTotal:       24000000 kB
 MemFree:         1000000 kB
@@ -43,3 +50,85 @@ def test_worker_heartbeat_keys_name_the_queue_and_the_worker():
     assert runtime.workers_by_heartbeat(keys) == {
         "dataplane": ["dataplane@lb"], "checks": ["checks@lb", "checks@other"],
         "maintenance": []}
+
+
+# The supervisor: Restart=on-failure with backoff and a limit, and its own socket.
+
+class FakeProcess:
+    pids = iter(range(1000, 100000))
+
+    def __init__(self):
+        self.pid, self.returncode = next(self.pids), None
+
+    def poll(self):
+        return self.returncode
+
+
+class FakeStack:
+    def __init__(self, data_dir):
+        self.data_dir = self.log_dir = data_dir
+        self.redis_socket = data_dir / "no-redis.sock"
+        self.lock = threading.RLock()
+        self.processes = {"beat": FakeProcess()}
+        self.restarted = []
+
+    def dead_pids(self):
+        return {n: (p.pid, p.returncode) for n, p in self.processes.items()
+                if p.returncode is not None}
+
+    def restart_service(self, name, keep_data=True):
+        self.restarted.append(name)
+        self.processes[name] = FakeProcess()
+
+    def describe(self):
+        return {"version": "0.1.0", "services": {
+            name: {"pid": p.pid, "running": p.returncode is None}
+            for name, p in self.processes.items()}}
+
+
+def test_restart_delays_double_up_to_thirty_seconds():
+    assert [supervisor.restart_delay(n) for n in range(7)] == [1, 2, 4, 8, 16, 30, 30]
+
+
+def test_a_service_that_dies_is_restarted_after_its_backoff_until_the_limit(tmp_path):
+    stack = FakeStack(tmp_path)
+    watching = supervisor.Supervisor(stack)
+    for restart in range(supervisor.RESTART_LIMIT):
+        stack.processes["beat"].returncode = -9
+        watching.watch()
+        entry = watching.recovery["beat"]
+        assert entry["due"] - time.monotonic() == pytest.approx(2 ** restart, abs=0.5)
+        assert stack.restarted == ["beat"] * restart  # not before its backoff
+        entry["due"] = time.monotonic()
+        watching.watch()
+        assert stack.restarted == ["beat"] * (restart + 1)
+    stack.processes["beat"].returncode = 1
+    watching.watch()
+    state = watching.state()["recovery"]["beat"]
+    assert state == {"count": 5, "last_exit": 1, "last_at": state["last_at"], "gave_up": True,
+                     "restarting_in": None}
+    assert len(stack.restarted) == 5
+    log = (tmp_path / "supervisor.log").read_text()
+    assert "beat (pid" in log and "exited with status -9" in log and "stays down" in log
+    # a stop is respected: what is no longer in the processes is never restarted
+    del stack.processes["beat"]
+    watching.watch()
+    assert len(stack.restarted) == 5
+
+
+def test_the_supervisor_answers_on_its_own_socket_without_redis(settings):
+    stack = FakeStack(Path(settings.DATA_DIR))
+    serving = supervisor.Supervisor(stack)
+    server = serving.serve_socket()
+    try:
+        path = runtime.supervisor_socket_path()
+        assert oct(path.stat().st_mode & 0o777) == "0o600"
+        assert runtime.supervisor_state()["services"]["beat"]["running"]
+        workers.ask_supervisor({"restart": "beat", "by": "tester"})
+        assert serving.requests.get(timeout=1) == {"restart": "beat", "by": "tester"}
+        with pytest.raises(workers.WorkerUnavailable):
+            workers.ask_supervisor({"nonsense": 1})
+    finally:
+        server.shutdown()
+        server.server_close()
+        path.unlink()

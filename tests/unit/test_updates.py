@@ -202,3 +202,53 @@ def test_the_offline_update_page_verifies_and_refuses(client, release, key, trus
     job = UpdateJob.objects.get()
     assert job.to_version == "9.0.0" and "signed by a trusted key" in job.log
     assert job.status == UpdateJob.Status.FAILED and "Not started: Redis is down" in job.log
+
+
+# Finding 8: the private key is created 0600, never world-readable then chmod-ed.
+
+def test_the_signing_key_is_created_0600_whatever_the_umask(tmp_path, monkeypatch):
+    opened, chmods = [], []
+    real_open = updates.os.open
+
+    def observe(path, flags, mode=0o777, **kwargs):
+        opened.append((Path(path).name, flags, mode))
+        return real_open(path, flags, mode, **kwargs)
+
+    monkeypatch.setattr(updates.os, "open", observe)
+    monkeypatch.setattr(Path, "chmod", lambda *args: chmods.append(args))
+    previous = updates.os.umask(0)  # the worst case: nothing masked
+    try:
+        updates.make_key(tmp_path / "release.pem", tmp_path / "trusted" / "release.pub")
+    finally:
+        updates.os.umask(previous)
+    name, flags, mode = opened[0]
+    assert name == "release.pem" and mode == 0o600  # created with that mode: no window
+    assert flags & updates.os.O_CREAT and flags & updates.os.O_EXCL
+    assert chmods == []  # never widened then narrowed
+    assert (tmp_path / "release.pem").stat().st_mode & 0o777 == 0o600
+    assert b"PRIVATE KEY" in (tmp_path / "release.pem").read_bytes()
+
+
+def test_an_existing_signing_key_is_never_overwritten(tmp_path):
+    (tmp_path / "release.pem").write_text("the old key")
+    with pytest.raises(updates.UpdateError, match="exists: a signing key is never overwritten"):
+        updates.make_key(tmp_path / "release.pem", tmp_path / "release.pub")
+    assert (tmp_path / "release.pem").read_text() == "the old key"
+
+
+# Finding 4: latest.json is signed by the same key as the archive.
+
+def test_the_offer_beside_the_release_is_signed_by_its_key(release, key, tmp_path):
+    offer = (release.parent / "latest.json").read_bytes()
+    signature = (release.parent / "latest.json.sig").read_bytes()
+    assert json.loads(offer)["archive"] == release.name
+    updates.check_signature(offer, signature, trusted(key), "offer")  # no error
+    with pytest.raises(updates.UpdateError, match="Bad signature: no trusted key signed this "
+                                                  "offer"):
+        updates.check_signature(offer.replace(b"9.0.0", b"9.9.9"), signature, trusted(key),
+                                "offer")
+    other = tmp_path / "other"
+    other.mkdir()
+    updates.make_key(other / "k.pem", other / "k.pub")
+    with pytest.raises(updates.UpdateError, match="Bad signature"):
+        updates.check_signature(offer, signature, updates.trusted_keys(other), "offer")

@@ -25,11 +25,25 @@ class Command(BaseCommand):
         key = Path(options["key"])
         if options["make_key"]:
             public = settings.DATA_DIR / "update-keys" / f"{key.stem}.pub"
-            updates.make_key(key, public)
+            try:
+                updates.make_key(key, public)
+            except (OSError, updates.UpdateError) as error:
+                raise CommandError(str(error)) from error
             self.stdout.write(f"private key {key}; trusted public key {public}")
             return
-        if not options["release_version"]:
-            raise CommandError("--release-version is required")
+        if not (options["release_version"] or "").strip():
+            raise CommandError(
+                "Say which version to build: manage.py lbadmin_release --release-version x.y.z "
+                "[--notes \"...\"] (from the Makefile: make release VERSION=x.y.z "
+                "[NOTES=\"...\"]).")
+        try:
+            updates.version_tuple(options["release_version"])
+        except updates.UpdateError as error:
+            raise CommandError(f"{error} Give the version as x.y.z, e.g. --release-version "
+                               "0.2.0 (make release VERSION=0.2.0).") from error
+        if not key.is_file():
+            raise CommandError(f"No signing key {key}: make one with manage.py lbadmin_release "
+                               f"--make-key --key {key} (make release does it on first use).")
         try:
             path = updates.build_release(settings.BASE_DIR, options["release_version"],
                                          options["min_from"], options["notes"],
