@@ -8,6 +8,7 @@ from .namespaces import (
     CLIENT_ADDRESS,
     DEMO_PREFIX,
     FLOATING_IP,
+    GUIDE_PORTS,
     LB_EXTERNAL_ADDRESS,
     LB_INTERNAL_ADDRESS,
     PRIMARY_ADDRESS,
@@ -18,7 +19,6 @@ from .namespaces import (
     remove_leftover_labs,
     unique_test_prefix,
 )
-from .server import GUIDE_PORTS
 
 __all__ = [
     "CLIENT_ADDRESS", "DEMO_PREFIX", "FLOATING_IP", "GUIDE_PORTS", "LB_EXTERNAL_ADDRESS",

@@ -28,8 +28,8 @@ import sys
 import time
 from pathlib import Path
 
-from .server import GUIDE_PORTS
-
+# The guide's seven ports (DICOM, worklist, admin, stream, HL7…), on which lab.server answers.
+GUIDE_PORTS = (12000, 12100, 12200, 12300, 12301, 12950, 12800)
 DEMO_PREFIX = "lbadmin-"
 TEST_PREFIX_PATTERN = re.compile(r"^lbt-(\d+)-\d+-")
 ROLES = ("client", "lb", "primary", "secondary", "switch")

@@ -14,7 +14,7 @@ import argparse
 import asyncio
 import signal
 
-GUIDE_PORTS = (12000, 12100, 12200, 12300, 12301, 12950, 12800)
+from lab.namespaces import GUIDE_PORTS
 
 
 def greeting(name, port, peer):
