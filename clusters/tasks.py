@@ -163,7 +163,8 @@ def overloaded_marks(counts, limits, before):
 
 @shared_task(ignore_result=True)  # nobody waits for it
 def sample_connections():
-    """Every 2 s on the checks worker (in the appliance's namespace): count open connections
+    """Every 2 s on the dataplane worker, the one process that needs CAP_NET_ADMIN (conntrack
+    is read through netlink), in the appliance's namespace: count open connections
     per (service, server) mark; re-apply when a server crosses its limits, or when a
     least-connection service may need new shares."""
     counts = conntrack.count_by_mark()

@@ -13,7 +13,6 @@ QUEUES = ("dataplane", "checks", "maintenance")
 TASK_ROUTES = {
     "network.tasks.*": {"queue": "dataplane"},
     "core.tasks.beat_heartbeat": {"queue": "maintenance"},
-    "clusters.tasks.sample_connections": {"queue": "checks"},
     "clusters.tasks.*": {"queue": "dataplane"},
     "healthchecks.tasks.*": {"queue": "checks"},
     "maintenance.tasks.*": {"queue": "maintenance"},

@@ -1,7 +1,6 @@
 import re
 from pathlib import Path
 
-import pytest
 import yaml
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
@@ -33,8 +32,6 @@ def test_the_dataplane_worker_gets_net_admin_and_the_unprivileged_services_no_ca
         assert not services[name].get("cap_add"), name
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: least privilege — docker-compose.yml still "
-                   "gives worker-checks NET_ADMIN (DESIGN.md, Privileges)")
 def test_the_checks_worker_may_ping_but_never_gets_net_admin():
     cap_add = set(load()["services"]["worker-checks"]["cap_add"])
     assert "NET_RAW" in cap_add  # ping checks

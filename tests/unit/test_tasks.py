@@ -22,7 +22,7 @@ EXPECTED_QUEUE = {
     "network.tasks.roll_back_unconfirmed": "dataplane",
     "clusters.tasks.apply_dataplane": "dataplane",
     "clusters.tasks.compare_live_ruleset": "dataplane",
-    "clusters.tasks.sample_connections": "checks",
+    "clusters.tasks.sample_connections": "dataplane",  # conntrack needs CAP_NET_ADMIN
     "healthchecks.tasks.dispatch": "checks",
     "healthchecks.tasks.run_check": "checks",
     "core.tasks.beat_heartbeat": "maintenance",
