@@ -7,56 +7,41 @@ import urllib.parse
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
-from django.core.exceptions import DisallowedHost
 from django.http import HttpResponse, HttpResponseBadRequest
-from django.http.request import split_domain_port, validate_host
 from django.shortcuts import redirect, resolve_url
 from django.urls import Resolver404, resolve
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from core.audit import record_audit
-from network.models import NetworkConfiguration
-from network.views import browser_address
+from maintenance import webui
+from maintenance.models import WebUISettings
 
 from . import login
 
-LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 host_log = logging.getLogger("django.security.DisallowedHost")
-
-
-def own_host_names(request):
-    """The names the WebUI answers to: localhost, the address the connection arrived on, the
-    appliance's configured interface addresses and hostname, and the administrator's
-    LBADMIN_ALLOWED_HOSTS ("*" = any name); Django's test client's "testserver" too, which
-    Django adds to ALLOWED_HOSTS in tests."""
-    names = [*LOCAL_NAMES, *settings.LBADMIN_ALLOWED_HOSTS,
-             *(name for name in settings.ALLOWED_HOSTS if name != "*")]
-    if arrived := browser_address(request):
-        names.append(arrived)
-    stored = NetworkConfiguration.objects.filter(pk=1).only("interfaces", "hostname").first()
-    if stored is not None:
-        names.append(stored.hostname)
-        names.extend(cidr.split("/")[0] for interface in stored.interfaces.values()
-                     for cidr in interface.get("addresses", []))
-    return names
 
 
 def allowed_hosts(get_response):
     """Django's ALLOWED_HOSTS is "*" because the appliance's own addresses are configuration,
-    not settings: this refuses (400) a request whose Host header names anything else, unless
-    the administrator allowed the name (LBADMIN_ALLOWED_HOSTS, "*" for any)."""
+    not settings: this refuses (400) a request whose Host header names anything else
+    (maintenance.webui.own_host_names), unless the administrator allowed the name in
+    Physical – Advanced Configuration or LBADMIN_ALLOWED_HOSTS ("*" for any).
+
+    The allowed names are read (one query) only for a Host the appliance's own names refuse:
+    a change on the page holds at once in every process, and requests using the appliance's
+    own names pay nothing for it."""
 
     def middleware(request):
-        try:
-            domain, _port = split_domain_port(request.get_host())
-        except DisallowedHost:
-            domain = ""
-        if not domain or not validate_host(domain.strip("[]"), own_host_names(request)):
+        domain = webui.request_domain(request)
+        if not webui.allows(domain, webui.own_host_names(request)) and \
+                not webui.allows(domain, WebUISettings.stored_names()):
             shown = request.META.get("HTTP_HOST", "")[:100]
             host_log.warning("Refused Host header %r", shown)
             return HttpResponseBadRequest(
                 f"This appliance does not answer to the name \u201c{shown}\u201d: use one of its "
-                "addresses or its hostname, or allow the name in LBADMIN_ALLOWED_HOSTS.\n",
+                "addresses or its hostname, or allow the name in Local Configuration \u203a "
+                "Physical \u2013 Advanced Configuration \u203a Allowed Host Names (or "
+                "LBADMIN_ALLOWED_HOSTS).\n",
                 content_type="text/plain; charset=utf-8")
         return get_response(request)
 

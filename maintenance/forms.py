@@ -1,11 +1,13 @@
+import ipaddress
+import re
 import urllib.parse
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
-from . import fetch, online
-from .models import OnlineUpdate
+from . import fetch, online, webui
+from .models import OnlineUpdate, WebUISettings
 
 
 class OnlineUpdateForm(forms.ModelForm):
@@ -43,6 +45,78 @@ class OnlineUpdateForm(forms.ModelForm):
         if not online.asks(self.instance) or "server_url" in self.changed_data:
             online.withdraw(self.instance)
         return super().save(commit)
+
+
+HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def host_name_problem(name):
+    """Why `name` is not a host name, an IP address or a ".domain" (the domain and every name
+    under it), or None."""
+    address = name[1:-1] if name.startswith("[") and name.endswith("]") else name
+    try:
+        ipaddress.ip_address(address)
+        return None
+    except ValueError:
+        pass
+    domain = name[1:] if name.startswith(".") else name
+    labels = domain.rstrip(".").split(".")
+    if len(domain) > 253 or not all(HOST_LABEL.fullmatch(label) for label in labels):
+        return f"\u201c{name}\u201d is not a host name or IP address."
+    return None
+
+
+def normal_host_name(name):
+    """An address as Django compares it (IPv6 without brackets), a name in lower case."""
+    address = name[1:-1] if name.startswith("[") and name.endswith("]") else name
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return name.lower().rstrip(".")
+
+
+class WebUISettingsForm(forms.ModelForm):
+    """Physical – Advanced Configuration › WebUI: the host names it answers to besides its own
+    addresses and hostname. `request` is the one saving: the name its browser uses must stay
+    allowed, or the next page would be refused."""
+
+    class Meta:
+        model = WebUISettings
+        fields = ["allowed_hosts"]
+        help_texts = {
+            "allowed_hosts": "Host names or IP addresses, separated by commas or spaces, the "
+                             "WebUI answers to besides its own addresses and hostname "
+                             "(\u201c.example.org\u201d: that domain and every name under it). "
+                             "\u201c*\u201d alone: any name \u2014 a warning: that lets any "
+                             "Host header through, e.g. to DNS-rebinding pages.",
+        }
+
+    def __init__(self, *args, request=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.request = request
+
+    def clean_allowed_hosts(self):
+        names = WebUISettings.split(self.cleaned_data["allowed_hosts"])
+        if "*" in names and len(names) > 1:
+            raise ValidationError("\u201c*\u201d allows any name: write it alone.")
+        problems = [problem for name in names if name != "*"
+                    if (problem := host_name_problem(name))]
+        if problems:
+            raise ValidationError(problems)
+        names = list(dict.fromkeys(normal_host_name(name) for name in names))
+        if self.request is not None:
+            current = webui.request_domain(self.request)
+            if current and not webui.allows(current, [*webui.own_host_names(self.request),
+                                                      *names]):
+                raise ValidationError(
+                    f"Not saved: this browser uses the name \u201c{current}\u201d, which the "
+                    "list leaves out \u2014 the WebUI would refuse your next page. Keep "
+                    f"\u201c{current}\u201d in the list, or open the WebUI by the appliance's "
+                    "address or hostname first.")
+        text = ", ".join(names)
+        if len(text) > WebUISettings._meta.get_field("allowed_hosts").max_length:
+            raise ValidationError("Too many names.")
+        return text
 
 
 class BackupForm(forms.Form):

@@ -71,3 +71,31 @@ class OnlineUpdate(models.Model):
     @classmethod
     def load(cls):
         return cls.objects.get_or_create(pk=1)[0]
+
+
+class WebUISettings(models.Model):
+    """Physical – Advanced Configuration › WebUI (one row): the host names the WebUI answers
+    to besides its own addresses and hostname (appliance.middleware.allowed_hosts)."""
+
+    allowed_hosts = models.CharField("Allowed Host Names", max_length=1000, blank=True)
+
+    def __str__(self):
+        return f"WebUI answers to {self.allowed_hosts or 'its own names'}"
+
+    @staticmethod
+    def split(text):
+        """The names of a comma/space list."""
+        return [name for name in text.replace(",", " ").split() if name]
+
+    def names(self):
+        return self.split(self.allowed_hosts)
+
+    @classmethod
+    def load(cls):
+        return cls.objects.get_or_create(pk=1)[0]
+
+    @classmethod
+    def stored_names(cls):
+        """The allowed names, with one query and without creating the row."""
+        text = cls.objects.filter(pk=1).values_list("allowed_hosts", flat=True).first()
+        return cls.split(text or "")

@@ -17,8 +17,8 @@ from core.version import __version__
 from core.workers import WorkerUnavailable, send_task
 
 from . import backup, online, restarts, updates
-from .forms import BackupForm, OfflineUpdateForm, OnlineUpdateForm, RestoreForm
-from .models import OnlineUpdate, Revision, UpdateJob
+from .forms import BackupForm, OfflineUpdateForm, OnlineUpdateForm, RestoreForm, WebUISettingsForm
+from .models import OnlineUpdate, Revision, UpdateJob, WebUISettings
 from .revisions import KEEP as REVISIONS_KEPT
 from .revisions import diff as revisions_diff
 from .tasks import check_for_update, install_update
@@ -302,12 +302,19 @@ def restart_service(request, name):
 
 
 def advanced_configuration(request):
-    """Local Configuration > Physical – Advanced Configuration: the online update check (the
-    page sits in Local Configuration's menu, as in the guide; what it sets is Software
-    Update's). Saving with the check on sends a check to the maintenance worker at once; the
-    page says "checking…" until its answer is stored."""
+    """Local Configuration > Physical – Advanced Configuration: the host names the WebUI
+    answers to, and the online update check (the page sits in Local Configuration's menu, as
+    in the guide; the check is Software Update's). Saving with the check on sends a check to
+    the maintenance worker at once; the page says "checking…" until its answer is stored.
+    The names the browser uses now must stay allowed (WebUISettingsForm)."""
     form = OnlineUpdateForm(request.POST or None, instance=OnlineUpdate.load())
-    if request.method == "POST" and form.is_valid():
+    webui_form = WebUISettingsForm(request.POST or None, instance=WebUISettings.load(),
+                                   request=request)
+    if request.method == "POST" and all([form.is_valid(), webui_form.is_valid()]):
+        if webui_form.has_changed():
+            names = webui_form.save().allowed_hosts
+            record_change(request.user, "set the WebUI's allowed host names to "
+                                        f"{names or 'its own names only'}")
         was_offered = online.offered()
         saved = form.save()  # switching off or changing the server withdraws the offer
         state = "on" if saved.enabled else "off"
@@ -333,5 +340,5 @@ def advanced_configuration(request):
     if request.htmx and request.method == "GET":
         return _check_poll(request, row, state)
     return render(request, "maintenance/advanced.html", {
-        "page_title": "Physical – Advanced Configuration", "form": form,
+        "page_title": "Physical – Advanced Configuration", "form": form, "webui_form": webui_form,
         "online": row, "check_state": state, "check_wait": CHECK_WAIT})
