@@ -33,7 +33,7 @@ from core.runtime import SUPERVISOR_SOCKET_NAME as SOCKET_NAME
 from core.runtime import SUPERVISOR_STATE_KEY as STATE_KEY
 from core.runtime import SUPERVISOR_STATE_TTL as STATE_TTL
 
-from .stack import StartError
+from .stack import StartError, release_version
 
 
 def copy_database(source, target):
@@ -305,7 +305,12 @@ class Supervisor:
         elif "start" in request:
             self.restart(request["start"], request.get("by", ""), verb="started")
         elif "switch" in request:
-            self.switch(**request["switch"])
+            params = request["switch"]
+            if isinstance(params, dict) and set(params) == {"job", "release", "version"}:
+                self.switch(**params)
+            else:
+                self.log(f"switch-over request {params!r} REFUSED: not a job, a release and "
+                         "a version")
 
     def _mark(self, name, by, result):
         with self.state_lock:
@@ -348,10 +353,40 @@ class Supervisor:
         if dead := self.stack.dead_processes():
             raise StartError(f"exited after starting: {', '.join(dead)}")
 
+    def release_refused(self, release, version):
+        """Why `release` may not be switched to, or None. Only a release the maintenance
+        worker staged and verified is accepted: a directory under <data>/releases/ (the path
+        resolved, so no `..` or symbolic link leads out) whose version file says `version`."""
+        releases = (self.stack.data_dir / "releases").resolve()
+        try:
+            path = Path(release).resolve()
+        except (TypeError, ValueError, OSError) as error:
+            return f"unreadable path ({error})"
+        if path == releases or not path.is_relative_to(releases):
+            return f"{path} is not under {releases}"
+        if not path.is_dir():
+            return f"{path} is not a directory"
+        try:
+            found = release_version(path)
+        except (OSError, AttributeError) as error:
+            return f"{path} holds no version file ({error})"
+        if found != version:
+            return f"{path} is version {found}, not {version}"
+        return None
+
     def switch(self, job, release, version):
         """Stop the services, migrate, start them from `release`, check they answer; on any
-        failure restore the database snapshot and start the previous release again."""
+        failure restore the database snapshot and start the previous release again. A
+        release that is not a staged one (release_refused) is refused: nothing stops."""
         stack = self.stack
+        if reason := self.release_refused(release, version):
+            self.log(f"switch-over to {release!r} ({version}) for update job {job} REFUSED: "
+                     f"{reason}")
+            with contextlib.suppress(sqlite3.Error, OSError):
+                JobReport(stack.database, job).step(
+                    100, f"REFUSED: the supervisor switches only to a release staged under "
+                         f"releases/: {reason}", status="failed")
+            return
         report = JobReport(stack.database, job)
         old_dir, old_version = stack.code_dir, stack.version
         report.step(60, f"stopping the WebUI, the workers and beat of {old_version} (the data "
