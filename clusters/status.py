@@ -359,7 +359,7 @@ def network_key(network):
 
 
 def all_rows(generation, apply_status, conns, overloaded, down):
-    """Every service's row (health from the set of down servers), and the address problems."""
+    """Every service's row (health from the set of down servers; address problems in red)."""
     network = NetworkConfiguration.objects.filter(pk=1).first()
     key = (generation, network_key(network), apply_status, conns, overloaded, down)
 
@@ -370,7 +370,7 @@ def all_rows(generation, apply_status, conns, overloaded, down):
         problems = AddressProblems(apply_status.unplaced if apply_status else (), holders,
                                    network)
         return [service_row(s, conns, overloaded, apply_status, {}, down, problems)
-                for s in services], problems
+                for s in services]
 
     return _rows.get(key, work)
 
@@ -414,7 +414,7 @@ def layer4_status(with_rows=True, query="", page=1, problems_only=False, per_pag
         redis_error = str(error) or type(error).__name__
     else:
         redis_error = ""
-    rows, _problems = all_rows(generation, apply_status, conns, overloaded, down)
+    rows = all_rows(generation, apply_status, conns, overloaded, down)
     needle = query.strip().casefold()
     matching = [row for row in rows if (row.red or not problems_only) and row.matches(needle)]
     pages = max(1, -(-len(matching) // per_page)) if per_page else 1

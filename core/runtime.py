@@ -194,14 +194,14 @@ class ServiceStatus:
         return self.beat_age is not None and self.beat_age < BEAT_HEARTBEAT_STALE_AFTER
 
 
-def service_status(timeout=1.0):
+def service_status():
     """Redis, each worker queue and beat, in one Redis round trip: beat's heartbeat and every
     worker's heartbeat keys. A queue without a live key has no worker: the page says so
     rather than guessing. (A ping per request waited out its whole timeout whenever a
     worker was missing, and held a WebUI thread meanwhile.)"""
     queues = [QueueStatus(name) for name in QUEUES]
     try:
-        pipe = redis_client(timeout).pipeline(transaction=False)
+        pipe = redis_client().pipeline(transaction=False)
         pipe.get(BEAT_HEARTBEAT_KEY)
         # KEYS over a keyspace of a few thousand keys (health states) takes well under a
         # millisecond, and unlike SCAN it is one round trip.

@@ -17,11 +17,12 @@ from .namespaces import (
     Lab,
     existing_namespaces,
     remove_leftover_labs,
+    stop_processes,
     unique_test_prefix,
 )
 
 __all__ = [
     "CLIENT_ADDRESS", "DEMO_PREFIX", "FLOATING_IP", "GUIDE_PORTS", "LB_EXTERNAL_ADDRESS",
     "LB_INTERNAL_ADDRESS", "PRIMARY_ADDRESS", "SECONDARY_ADDRESS", "VIP", "Lab",
-    "existing_namespaces", "remove_leftover_labs", "unique_test_prefix",
+    "existing_namespaces", "remove_leftover_labs", "stop_processes", "unique_test_prefix",
 ]

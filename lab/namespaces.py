@@ -58,19 +58,24 @@ def existing_namespaces():
     return [line.split()[0] for line in output.splitlines() if line.strip()]
 
 
-def remove_namespace(name):
-    """Stop every process in the namespace, then delete it."""
-    pids = [int(p) for p in run("ip", "netns", "pids", name, check=False).stdout.split()]
+def stop_processes(pids, timeout=3):
+    """SIGTERM the processes, wait up to `timeout` seconds for them to exit, then SIGKILL
+    what is left and wait as long again."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + timeout
         while pids and time.monotonic() < deadline:
             pids = [p for p in pids if Path(f"/proc/{p}").exists()]
             time.sleep(0.05)
         if not pids:
             break
+
+
+def remove_namespace(name):
+    """Stop every process in the namespace, then delete it."""
+    stop_processes([int(p) for p in run("ip", "netns", "pids", name, check=False).stdout.split()])
     run("ip", "netns", "del", name, check=False)
 
 

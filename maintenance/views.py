@@ -154,14 +154,21 @@ def software_update(request):
                     f"match its manifest, updates from {verified.min_from} or newer\n"
                     f"Release notes: {verified.notes or '(none)'}\n")
             return _install(request, job)
-    row = OnlineUpdate.load()
-    state = _check_state(request, row)
-    if request.htmx and request.method == "GET":
-        return _check_poll(request, row, state)
-    return render(request, "maintenance/software_update.html", {
+    poll, check = _online_check(request)
+    if poll:
+        return poll
+    return render(request, "maintenance/software_update.html", check | {
         "page_title": "Software Update", "form": form, "running": __version__,
-        "online": row, "check_state": state, "check_wait": CHECK_WAIT,
         "offered": online.offered(), "history": UpdateJob.objects.all()[:20]})
+
+
+def _online_check(request):
+    """For a page showing the online update check: (the response to its htmx poll, or None;
+    the check's context: the row, its state, CHECK_WAIT)."""
+    row = OnlineUpdate.load()
+    check = {"online": row, "check_state": _check_state(request, row), "check_wait": CHECK_WAIT}
+    return (_check_poll(request, check) if request.htmx and request.method == "GET" else None,
+            check)
 
 
 def _send_check(request):
@@ -191,13 +198,12 @@ def _check_state(request, row):
     return "checking"
 
 
-def _check_poll(request, row, state):
+def _check_poll(request, check):
     """The htmx poll of a page showing "checking…": the check's line, with 286 (polling
     stops) once the answer is stored, and a reload when the offer (the banner on every page)
     changed."""
-    response = render(request, "maintenance/online_check.html", {
-        "online": row, "check_state": state, "check_wait": CHECK_WAIT})
-    if state != "checking":
+    response = render(request, "maintenance/online_check.html", check)
+    if check["check_state"] != "checking":
         response.status_code = 286
         offered = online.offered()
         if (offered.available_version if offered else "") != request.GET.get("shown", ""):
@@ -335,10 +341,8 @@ def advanced_configuration(request):
             messages.success(request, f"Advanced configuration saved.{withdrawn} Checking "
                                       "the update server…")
         return redirect("local:advanced")
-    row = OnlineUpdate.load()
-    state = _check_state(request, row)
-    if request.htmx and request.method == "GET":
-        return _check_poll(request, row, state)
-    return render(request, "maintenance/advanced.html", {
-        "page_title": "Physical – Advanced Configuration", "form": form, "webui_form": webui_form,
-        "online": row, "check_state": state, "check_wait": CHECK_WAIT})
+    poll, check = _online_check(request)
+    if poll:
+        return poll
+    return render(request, "maintenance/advanced.html", check | {
+        "page_title": "Physical – Advanced Configuration", "form": form, "webui_form": webui_form})

@@ -12,15 +12,12 @@ log = logging.getLogger("lbadmin.network")
 
 # What a refusal means, by errno and by the kind of step (netlink.StepRefused.kind); "" is any
 # kind. The kernel's own words follow in brackets.
+UNREACHABLE = "the gateway is not reachable: no address of the appliance is on its subnet"
+NOT_ALLOWED = ("the dataplane worker is not allowed to change the network (it needs "
+               "CAP_NET_ADMIN)")
 WORDS = {
-    (errno.ENETUNREACH, "route"): "the gateway is not reachable: no address of the appliance "
-                                  "is on its subnet",
-    (errno.ENETUNREACH, "gateway"): "the gateway is not reachable: no address of the "
-                                    "appliance is on its subnet",
-    (errno.EHOSTUNREACH, "route"): "the gateway is not reachable: no address of the "
-                                   "appliance is on its subnet",
-    (errno.EHOSTUNREACH, "gateway"): "the gateway is not reachable: no address of the "
-                                     "appliance is on its subnet",
+    **{(code, kind): UNREACHABLE for code in (errno.ENETUNREACH, errno.EHOSTUNREACH)
+       for kind in ("route", "gateway")},
     (errno.EEXIST, "route"): "there is a route to that destination already (the kernel's own "
                              "subnet route, or one lbadmin did not add): lbadmin does not "
                              "replace it",
@@ -37,10 +34,8 @@ WORDS = {
     (errno.ENODEV, ""): "there is no such interface on the appliance",
     (errno.EOPNOTSUPP, ""): "it is not supported by this kernel",
     (errno.EADDRNOTAVAIL, ""): "the address is not available on this interface",
-    (errno.EPERM, ""): "the dataplane worker is not allowed to change the network "
-                       "(it needs CAP_NET_ADMIN)",
-    (errno.EACCES, ""): "the dataplane worker is not allowed to change the network "
-                        "(it needs CAP_NET_ADMIN)",
+    (errno.EPERM, ""): NOT_ALLOWED,
+    (errno.EACCES, ""): NOT_ALLOWED,
     (errno.ENETDOWN, ""): "the interface is down",
     (errno.EBUSY, ""): "the interface is busy",
 }
@@ -66,11 +61,12 @@ def in_words(refused):
 
 def read_current(config):
     """What the kernel has now for everything `config` would touch."""
-    names = set(config["interfaces"]) | {f"{p}.{v}" for p, v in netlink.read_vlans()}
+    vlans = netlink.read_vlans()
+    names = set(config["interfaces"]) | {f"{p}.{v}" for p, v in vlans}
     routes = netlink.read_routes()
     return {
         "interfaces": netlink.read_interfaces(sorted(names)),
-        "vlans": [list(v) for v in netlink.read_vlans()],
+        "vlans": [list(v) for v in vlans],
         "gateway4": routes["gateway4"], "gateway6": routes["gateway6"],
         "routes": routes["routes"],
     }

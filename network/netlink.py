@@ -161,9 +161,10 @@ def set_interface(name, addresses, mtu=None):
 def read_vlans():
     """[(parent, vlan id)] of the VLANs lbadmin made."""
     with IPRoute() as ipr:
-        names = {link["index"]: link.get("ifname") for link in ipr.get_links()}
+        links = ipr.get_links()
+        names = {link["index"]: link.get("ifname") for link in links}
         found = []
-        for link in ipr.get_links():
+        for link in links:
             info = link.get("IFLA_LINKINFO")
             if info and info.get("IFLA_INFO_KIND") == "vlan" and \
                     link.get("IFLA_IFALIAS") == VLAN_ALIAS:

@@ -2,11 +2,14 @@ import contextlib
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from lab import Lab, unique_test_prefix
 from runner.stack import Stack
@@ -37,6 +40,30 @@ def free_port(preferred=None):
                 continue
             return probe.getsockname()[1]
     raise RuntimeError("no free port")
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """Redis on the unix socket the test settings name, for runtime state (a client on it)."""
+    from django.conf import settings
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server (Debian package redis-server)")
+    socket_path = settings.REDIS_SOCKET
+    process = subprocess.Popen(
+        ["redis-server", "--port", "0", "--unixsocket", str(socket_path), "--save", "",
+         "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    client = redis.Redis(unix_socket_path=str(socket_path))
+    try:
+        for _ in range(200):
+            with contextlib.suppress(redis.ConnectionError, FileNotFoundError):
+                client.ping()
+                break
+            time.sleep(0.02)
+        yield client
+    finally:
+        process.terminate()
+        process.wait()
 
 
 @pytest.fixture

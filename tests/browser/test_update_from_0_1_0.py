@@ -29,7 +29,15 @@ import pytest
 import redis
 from playwright.sync_api import expect
 
-from lab import FLOATING_IP, PRIMARY_ADDRESS, SECONDARY_ADDRESS, VIP, Lab, unique_test_prefix
+from lab import (
+    FLOATING_IP,
+    PRIMARY_ADDRESS,
+    SECONDARY_ADDRESS,
+    VIP,
+    Lab,
+    stop_processes,
+    unique_test_prefix,
+)
 from tests import releases
 from tests.conftest import free_port, needs_root
 from tests.netns.traffic import HeldConnection, connect_many
@@ -142,14 +150,7 @@ class OldAppliance:
                 with contextlib.suppress(OSError):
                     if marker in (entry / "environ").read_bytes():
                         pids.append(int(entry.name))
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
-            deadline = time.monotonic() + 5
-            while pids and time.monotonic() < deadline:
-                pids = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
-                time.sleep(0.1)
+        stop_processes(pids, timeout=5)
 
     def supervisor_state(self):
         client = redis.Redis(unix_socket_path=str(self.data_dir / "redis.sock"),

@@ -2,32 +2,10 @@ import contextlib
 import subprocess
 
 import pytest
-import redis
-from django.conf import settings
 from pyroute2 import netns
 
 from clusters import tasks
 from clusters.dataplane import apply
-
-
-@pytest.fixture(scope="session")
-def redis_server():
-    """Redis on the unix socket the test settings name, for runtime state."""
-    socket_path = settings.REDIS_SOCKET
-    process = subprocess.Popen(
-        ["redis-server", "--port", "0", "--unixsocket", str(socket_path), "--save", "",
-         "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    client = redis.Redis(unix_socket_path=str(socket_path))
-    try:
-        for _ in range(100):
-            with contextlib.suppress(redis.ConnectionError, FileNotFoundError):
-                client.ping()
-                break
-            subprocess.run(["sleep", "0.05"])
-        yield client
-    finally:
-        process.terminate()
-        process.wait()
 
 
 @contextlib.contextmanager

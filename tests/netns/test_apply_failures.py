@@ -14,11 +14,18 @@ from django.urls import reverse
 from clusters import runtime, services
 from clusters.dataplane import apply, conntrack, desired
 from clusters.models import ConfigGeneration, VirtualService
-from lab import GUIDE_PORTS, LB_INTERNAL_ADDRESS, VIP
+from lab import VIP
 from network import netlink
 
-from .test_dataplane import CUT, USER, real_server, served_by, vna_service
-from .traffic import HeldConnection, ask, connect_many
+from .test_dataplane import (
+    CUT,
+    USER,
+    halt_cuts_and_falls_back,
+    real_server,
+    served_by,
+    vna_service,
+)
+from .traffic import HeldConnection, ask
 
 pytestmark = pytest.mark.netns
 OTHER_VIP = "198.51.100.101"  # in eth1's subnet, as the guide's VIP is
@@ -80,17 +87,9 @@ def test_an_unexpected_error_is_recorded_shown_and_the_next_change_halts_as_usua
     # the previous ruleset is still live, and `_live` says so
     assert apply._live is live_before
 
-    with HeldConnection(lab, VIP, 12000) as held:
-        assert held.greeting.startswith("primary port 12000")
-        # The next change, a Halt, reaches the kernel: the open connection is cut ...
-        services.do_set_state(primary, "halt", USER)
-        result = dataplane.apply()
-        assert result["cut"] == [primary.id]
-        assert held.talk("after") in CUT
-    # ... and new ones go to the (masqueraded) fallback.
-    answers = connect_many(lab, VIP, GUIDE_PORTS, len(GUIDE_PORTS))
-    assert [served_by(a) for a in answers] == [
-        ("secondary", port, LB_INTERNAL_ADDRESS) for port in GUIDE_PORTS]
+    # The next change, a Halt, reaches the kernel: the open connection is cut, and new ones
+    # go to the (masqueraded) fallback.
+    halt_cuts_and_falls_back(dataplane, lab, primary)
     # The change that failed went in with it: its VIP answers (no real server: the fallback).
     assert served_by(ask(lab, OTHER_VIP, 12000))[0] == "secondary"
     code, text = banner(webui)

@@ -59,10 +59,10 @@ def test_the_guides_vna_service_sends_every_port_to_the_primary_with_the_clients
         ("primary", port, CLIENT_ADDRESS) for port in GUIDE_PORTS]
 
 
-def test_halt_cuts_open_connections_and_sends_new_ones_to_the_masqueraded_fallback(
-        dataplane, lab):
-    primary = real_server(vna_service())
-    dataplane.apply()
+def halt_cuts_and_falls_back(dataplane, lab, primary):
+    """Halt the primary while a connection to it is open: the apply cuts it, and new
+    connections on every port reach the MASQ fallback (the secondary sees the load
+    balancer's address, so needs no route back)."""
     with HeldConnection(lab, VIP, 12000) as held:
         assert held.greeting.startswith("primary port 12000")
         assert held.talk("before").startswith("primary port 12000 echo before")
@@ -71,9 +71,15 @@ def test_halt_cuts_open_connections_and_sends_new_ones_to_the_masqueraded_fallba
         assert result["cut"] == [primary.id]
         assert held.talk("after") in CUT
     answers = connect_many(lab, VIP, GUIDE_PORTS, len(GUIDE_PORTS))
-    # MASQ fallback: the secondary sees the load balancer's address, so needs no route back.
     assert [served_by(a) for a in answers] == [
         ("secondary", port, LB_INTERNAL_ADDRESS) for port in GUIDE_PORTS]
+
+
+def test_halt_cuts_open_connections_and_sends_new_ones_to_the_masqueraded_fallback(
+        dataplane, lab):
+    primary = real_server(vna_service())
+    dataplane.apply()
+    halt_cuts_and_falls_back(dataplane, lab, primary)
 
     services.do_set_state(primary, "online", USER)
     dataplane.apply()

@@ -5,15 +5,14 @@ from the client: new connections go to the fallback (the secondary), never to th
 primary, until a check passes again."""
 
 import pytest
-from django.forms.models import model_to_dict
 
 from clusters import services, status
 from clusters.dataplane import apply
-from clusters.forms import RealServerForm, VirtualServiceForm
 from clusters.models import RealServer, VirtualService
 from core import health as state
 from healthchecks.models import ServerHealth
 from lab import GUIDE_PORTS, VIP
+from tests.forms import server_form, service_form
 
 from .test_dataplane import USER, served_by
 from .test_healthchecks import check, vna_with_checks
@@ -24,23 +23,11 @@ pytestmark = pytest.mark.netns
 
 def edit_service(service, **changes):
     """As the WebUI saves Cluster Configuration › Virtual Services: the form, then the action."""
-    service = VirtualService.objects.get(pk=service.pk)
-    data = model_to_dict(service, fields=VirtualServiceForm.Meta.fields)
-    data.update(changes)
-    form = VirtualServiceForm({k: "" if v is None else v for k, v in data.items()},
-                              instance=service)
-    assert form.is_valid(), form.errors
-    return services.do_save_service(form.instance, USER)
+    return services.do_save_service(service_form(service, changes).instance, USER)
 
 
 def edit_server(server, **changes):
-    server = RealServer.objects.select_related("service").get(pk=server.pk)
-    data = model_to_dict(server, fields=RealServerForm.Meta.fields)
-    data.update(changes)
-    form = RealServerForm({k: "" if v is None else v for k, v in data.items()},
-                          instance=server, service=server.service)
-    assert form.is_valid(), form.errors
-    return services.do_save_real_server(form.instance, USER)
+    return services.do_save_real_server(server_form(server, changes).instance, USER)
 
 
 def servers_of_new_connections(lab, count=20):

@@ -150,15 +150,21 @@ def test_the_stored_configuration_comes_back_after_the_addresses_are_cleared(bar
     assert "198.51.100.1/24" in lb_addresses(bare_lab)
 
 
-@pytest.mark.django_db(transaction=True)
-def test_the_lock_out_guard_rolls_back_a_change_nobody_confirmed(bare_lab, redis_server):
+def renumber_eth1(lab):
+    """eth1 198.51.100.1 -> 198.51.100.2, in the kernel and stored: (before, after)."""
     before = EMPTY | {"interfaces": {"eth1": {"addresses": ["198.51.100.1/24"]}}}
-    apply(bare_lab, before)
+    apply(lab, before)
     after = EMPTY | {"interfaces": {"eth1": {"addresses": ["198.51.100.2/24"]}}}
-    apply(bare_lab, after)
+    apply(lab, after)
     stored = NetworkConfiguration.load()
     stored.interfaces = after["interfaces"]
     stored.save()
+    return before, after
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lock_out_guard_rolls_back_a_change_nobody_confirmed(bare_lab, redis_server):
+    before, after = renumber_eth1(bare_lab)
     pending = PendingNetworkChange.objects.create(
         token="t0ken", previous=before, deadline=timezone.now() + datetime.timedelta(seconds=1))
     with inside(bare_lab.ns("lb")):  # the worker, when the confirmation time is up
@@ -171,13 +177,7 @@ def test_the_lock_out_guard_rolls_back_a_change_nobody_confirmed(bare_lab, redis
 
 @pytest.mark.django_db(transaction=True)
 def test_a_confirmed_change_is_kept(bare_lab, redis_server):
-    before = EMPTY | {"interfaces": {"eth1": {"addresses": ["198.51.100.1/24"]}}}
-    apply(bare_lab, before)
-    after = EMPTY | {"interfaces": {"eth1": {"addresses": ["198.51.100.2/24"]}}}
-    apply(bare_lab, after)
-    stored = NetworkConfiguration.load()
-    stored.interfaces = after["interfaces"]
-    stored.save()
+    before, after = renumber_eth1(bare_lab)
     pending = PendingNetworkChange.objects.create(
         token="k33p", previous=before, deadline=timezone.now())
     assert network_services.do_confirm_network_change(pending.token, "user")

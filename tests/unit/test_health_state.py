@@ -9,16 +9,15 @@ import copy
 
 import pytest
 from django.apps import apps
-from django.forms.models import model_to_dict
 from django.test import TestCase
 
 from clusters import services
-from clusters.forms import RealServerForm, VirtualServiceForm
 from clusters.models import RealServer, VirtualService
 from core import health as state
 from healthchecks import engine, tasks
 from healthchecks.models import HealthCheckScript, HealthEvent, ServerHealth, stored_health
 from healthchecks.tasks import check_server, target_for
+from tests.forms import server_form, service_form
 
 USER = "tester"
 
@@ -74,23 +73,13 @@ def no_worker(monkeypatch):
 
 
 def edit_service(service, **changes):
-    service = VirtualService.objects.get(pk=service.pk)
-    data = model_to_dict(service, fields=VirtualServiceForm.Meta.fields)
-    data.update(changes)
-    form = VirtualServiceForm({k: "" if v is None else v for k, v in data.items()},
-                              instance=service)
-    assert form.is_valid(), form.errors
+    form = service_form(service, changes)
     with TestCase.captureOnCommitCallbacks(execute=True):
         return services.do_save_service(form.instance, USER)
 
 
 def edit_server(server, **changes):
-    server = RealServer.objects.select_related("service").get(pk=server.pk)
-    data = model_to_dict(server, fields=RealServerForm.Meta.fields)
-    data.update(changes)
-    form = RealServerForm({k: "" if v is None else v for k, v in data.items()},
-                          instance=server, service=server.service)
-    assert form.is_valid(), form.errors
+    form = server_form(server, changes)
     with TestCase.captureOnCommitCallbacks(execute=True):
         return services.do_save_real_server(form.instance, USER)
 

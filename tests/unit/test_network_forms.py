@@ -102,9 +102,9 @@ def test_the_interfaces_page_says_when_the_worker_cannot_be_asked(client, settin
     assert "Redis is down" in page and "cannot be read or changed" in page
 
 
-def test_a_change_removing_the_browsers_address_waits_for_confirmation(
-        monkeypatch, settings, tmp_path, django_capture_on_commit_callbacks):
-    """The guard's decision; the kernel side (apply, roll back) is in tests/netns."""
+@pytest.fixture
+def fake_worker(monkeypatch, settings, tmp_path):
+    """The dataplane worker takes every change; the roll-back it would schedule is recorded."""
     settings.REDIS_URL = f"unix://{tmp_path}/nothing.sock"
     scheduled = []
     monkeypatch.setattr(services, "ask_dataplane", lambda task, **kwargs: {"ok": True})
@@ -112,6 +112,13 @@ def test_a_change_removing_the_browsers_address_waits_for_confirmation(
     monkeypatch.setattr(apply_dataplane, "apply_async", lambda *args, **kwargs: None)
     monkeypatch.setattr(tasks.roll_back_unconfirmed, "apply_async",
                         lambda args, countdown: scheduled.append((args, countdown)))
+    return scheduled
+
+
+def test_a_change_removing_the_browsers_address_waits_for_confirmation(
+        fake_worker, settings, django_capture_on_commit_callbacks):
+    """The guard's decision; the kernel side (apply, roll back) is in tests/netns."""
+    scheduled = fake_worker
     stored = NetworkConfiguration.load()
     stored.interfaces = {"eth0": {"addresses": ["192.0.2.1/24"]}}
     stored.save()

@@ -14,7 +14,6 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from clusters.models import FloatingIP, RealServer, VirtualService
-from clusters.tasks import apply_dataplane
 from core.configuration import holders
 from maintenance import backup
 from network import kernel, netlink, rules, services, tasks
@@ -22,6 +21,8 @@ from network import views as network_views
 from network.forms import InterfacesForm, RoutingForm, connected_networks, listing_of
 from network.models import NetworkConfiguration, PendingNetworkChange
 from reports import views as report_views
+
+from . import test_network_forms
 
 pytestmark = pytest.mark.django_db
 
@@ -240,16 +241,7 @@ def test_the_subnets_left_without_an_address_are_told_with_who_lives_there(guide
     assert rules.left_unconnected(STORED, moved, holders()) == {}
 
 
-@pytest.fixture
-def fake_worker(monkeypatch, settings, tmp_path):
-    """The dataplane worker takes every change; the roll-back it would schedule is recorded."""
-    settings.REDIS_URL = f"unix://{tmp_path}/nothing.sock"
-    scheduled = []
-    monkeypatch.setattr(services, "ask_dataplane", lambda task, **kwargs: {"ok": True})
-    monkeypatch.setattr(apply_dataplane, "apply_async", lambda *args, **kwargs: None)
-    monkeypatch.setattr(tasks.roll_back_unconfirmed, "apply_async",
-                        lambda args, countdown: scheduled.append((args, countdown)))
-    return scheduled
+fake_worker = test_network_forms.fake_worker  # the same fixture, shared
 
 
 @pytest.mark.parametrize("eth0", [[], ["fe80::1/64"], ["203.0.113.1/24"]])
@@ -295,16 +287,28 @@ def test_the_interfaces_page_does_not_say_applied_when_eth0_is_emptied(
 
 # Finding 7: "Remove VLAN" removes lbadmin's VLANs only
 
+def store_vlan_eth0_100(monkeypatch, interfaces=None):
+    """lbadmin's VLAN eth0.100 stored (with `interfaces`, if given); the live listing is LIVE."""
+    monkeypatch.setattr(network_views, "live_interfaces", lambda: (LIVE, ""))
+    network = NetworkConfiguration.load()
+    network.vlans = [["eth0", 100]]
+    if interfaces is not None:
+        network.interfaces = interfaces
+    network.save()
+
+
+def remove_vlan(webui, name):
+    """The page after "Remove VLAN" `name`, unescaped."""
+    return html.unescape(webui.post(reverse("local:vlan-remove"), {"vlan": name},
+                                    follow=True).content.decode())
+
+
 @pytest.mark.parametrize("name", ["eth0", "eth0.999", ""])
 def test_remove_vlan_refuses_what_is_no_vlan_of_lbadmins_and_changes_nothing(
         webui, stored, monkeypatch, name):
-    network = NetworkConfiguration.load()
-    network.vlans = [["eth0", 100]]
-    network.save()
-    monkeypatch.setattr(network_views, "live_interfaces", lambda: (LIVE, ""))
+    store_vlan_eth0_100(monkeypatch)
     monkeypatch.setattr(services, "ask_dataplane", lambda *a, **k: pytest.fail("applied"))
-    page = html.unescape(webui.post(reverse("local:vlan-remove"), {"vlan": name},
-                                    follow=True).content.decode())
+    page = remove_vlan(webui, name)
     assert f"{name or '(no name)'} is not a VLAN lbadmin made" in page
     assert "Nothing was changed." in page and "removed." not in page
     assert NetworkConfiguration.load().interfaces == STORED
@@ -313,13 +317,9 @@ def test_remove_vlan_refuses_what_is_no_vlan_of_lbadmins_and_changes_nothing(
 
 def test_remove_vlan_removes_lbadmins_vlan_and_its_settings(webui, stored, fake_worker,
                                                             monkeypatch):
-    monkeypatch.setattr(network_views, "live_interfaces", lambda: (LIVE, ""))
-    network = NetworkConfiguration.load()
-    network.vlans = [["eth0", 100]]
-    network.interfaces = STORED | {"eth0.100": {"addresses": ["203.0.113.1/24"]}}
-    network.save()
-    page = html.unescape(webui.post(reverse("local:vlan-remove"), {"vlan": "eth0.100"},
-                                    follow=True).content.decode())
+    store_vlan_eth0_100(monkeypatch,
+                        STORED | {"eth0.100": {"addresses": ["203.0.113.1/24"]}})
+    page = remove_vlan(webui, "eth0.100")
     assert "VLAN eth0.100 removed." in page
     assert NetworkConfiguration.load().vlans == []
     assert NetworkConfiguration.load().interfaces == STORED

@@ -2,17 +2,13 @@
 poll that costs a 204 while nothing changed, search and pages, and red rows with the reason
 when traffic cannot flow. Against a real Redis on a unix socket of the test's own."""
 
-import contextlib
 import html
 import json
 import re
-import shutil
-import subprocess
 import time
 from types import SimpleNamespace
 
 import pytest
-import redis
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
@@ -28,31 +24,11 @@ pytestmark = pytest.mark.django_db
 GUIDE_PORTS = "12000,12100,12200,12300,12301,12950,12800"
 
 
-@pytest.fixture(scope="module")
-def redis_socket(tmp_path_factory):
-    if shutil.which("redis-server") is None:
-        pytest.skip("needs redis-server (Debian package redis-server)")
-    path = tmp_path_factory.mktemp("redis") / "redis.sock"
-    process = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(path),
-                                "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    client = redis.Redis(unix_socket_path=str(path))
-    try:
-        for _ in range(200):
-            with contextlib.suppress(redis.ConnectionError, FileNotFoundError):
-                client.ping()
-                break
-            time.sleep(0.02)
-        yield path
-    finally:
-        process.terminate()
-        process.wait()
-
-
 @pytest.fixture
-def store(redis_socket, settings):
+def store(redis_server, settings):
     """The runtime state in the test's Redis, empty; nothing remembered from another test."""
-    settings.REDIS_URL = f"unix://{redis_socket}"
-    client = redis.Redis(unix_socket_path=str(redis_socket))
+    settings.REDIS_URL = f"unix://{settings.REDIS_SOCKET}"
+    client = redis_server
     client.flushall()
     status.forget_remembered()
     yield client
