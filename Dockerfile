@@ -7,5 +7,9 @@ RUN apt-get update \
 WORKDIR /opt/lbadmin
 COPY . .
 RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir -e .
+# The service user (docker-compose.yml runs every service as 999:999, the official Redis
+# image's uid too): the code stays root's and read-only to it.
+RUN groupadd --system --gid 999 lbadmin \
+ && useradd --system --uid 999 --gid 999 --no-create-home --shell /usr/sbin/nologin lbadmin
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
 EXPOSE 9443

@@ -5,10 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # What the appliance runs on, plus what the lab, the tests and the browser need.
 DEBIAN_PACKAGES := python3 python3-venv iproute2 iputils-ping nftables conntrack keepalived \
-	redis-server chromium
+	redis-server chromium acl
 BENCH_PACKAGES := wrk nginx-light haproxy gcc libc6-dev
 
-.PHONY: demo test bench lint lab-down debian-packages venv clean release release-version
+.PHONY: demo test bench lint lab-down debian-packages venv service-user clean release release-version
 
 debian-packages:
 	@missing=$$(for p in $(DEBIAN_PACKAGES) $(EXTRA_PACKAGES); do \
@@ -28,10 +28,18 @@ $(VENV)/.installed: pyproject.toml
 
 venv: debian-packages $(VENV)/.installed
 
-demo: venv
+# The unprivileged user the services run as (runner/stack.py drops to it when run as root).
+# It must reach the code and the interpreter: where a directory above them gives others no
+# search (x) permission (a checkout or a pyenv build under /root, 0700), it gets an ACL entry
+# granting search, to lbadmin alone — not listing, not reading (lab/reach.sh).
+service-user: venv
+	@id -u lbadmin >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin lbadmin
+	@lab/reach.sh lbadmin "$(CURDIR)" "$$($(PY) -c 'import sys; print(sys.base_prefix)')"
+
+demo: venv service-user
 	$(PY) -m lab.demo
 
-test: venv
+test: venv service-user
 	$(PY) -m lab down --stale
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports

@@ -10,10 +10,18 @@ https://198.51.100.1:9443/lbadmin/), and the lab forwards `listen_address:https_
 host to it, so the host's browser and the tests still reach it there. Without a lab everything
 runs in the host's namespace and the WebUI listens on `listen_address:https_port`, as on a real
 appliance.
+
+Started as root (`make demo`, the system tests), the Stack gives every service only what its
+job needs (DESIGN.md, "Privileges"): the data directory belongs to the service user
+(`lbadmin`, mode 0700), every service runs with umask 077 as that user, entered through
+util-linux `setpriv` after `ip netns exec` (entering the namespace needs root), with the
+capabilities of CAPABILITIES as ambient ones and nothing else in its bounding set. Started by
+anyone else (a developer's laptop), everything runs as that user, as before.
 """
 
 import contextlib
 import os
+import pwd
 import re
 import signal
 import socket
@@ -51,8 +59,64 @@ WORKERS = {
 LAB_HTTPS_PORT = 9443
 
 
+# The unprivileged system user the services run as when the stack is started as root.
+SERVICE_USER = "lbadmin"
+CREATE_SERVICE_USER = (f"useradd --system --no-create-home --shell /usr/sbin/nologin "
+                       f"{SERVICE_USER}")
+# What each process keeps (ambient capabilities, the whole bounding set); anything not named
+# here (the WebUI, beat, the maintenance worker, Redis, lbadmin_setup, migrations) keeps none.
+CAPABILITIES = {
+    # nft, netlink, conntrack (the connection sampler too)
+    "worker-dataplane": ("net_admin",),
+    # ping; scripts drop to nobody. Never CAP_NET_ADMIN: checks cannot change nftables.
+    "worker-checks": ("net_raw", "setuid", "setgid"),
+}
+UMASK = 0o077
+# The checks worker's cgroup v2 subtree (healthchecks/cgroup.py's parent), handed to the
+# service user so the worker can put each script in a cgroup of its own and kill it whole.
+CHECKS_CGROUP = "lbadmin-checks"
+
+
 class StartError(RuntimeError):
     pass
+
+
+def cgroup2_mount():
+    """Where cgroup v2 is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified when hybrid)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            fields = line.split()
+            if len(fields) > 2 and fields[2] == "cgroup2":
+                return Path(fields[1])
+    return None
+
+
+def service_account():
+    """The service user's passwd entry when this process is root, else None (services then
+    run as whoever started the stack). A missing user stops a root start in words."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        raise StartError(
+            f"the service user {SERVICE_USER!r} does not exist: create it with "
+            f"`{CREATE_SERVICE_USER}` (make demo and make test do)") from None
+
+
+def drop_privileges(account, capabilities=()):
+    """The setpriv prefix that runs a command as `account` keeping only `capabilities`
+    (ambient, so they survive the exec of python and of what it runs), or [] (not root)."""
+    if account is None:
+        return []
+    keep = ",".join(["-all", *(f"+{cap}" for cap in capabilities)])
+    prefix = ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}",
+              "--init-groups", f"--inh-caps={keep}", f"--bounding-set={keep}"]
+    if capabilities:
+        prefix.append(f"--ambient-caps={keep}")
+    else:
+        prefix.append("--no-new-privs")
+    return [*prefix, "--"]
 
 
 def release_version(code_dir):
@@ -100,6 +164,7 @@ class Stack:
         self.started = {}  # name -> (time started, version of the code it runs)
         self.generated_password = None
         self.code_dir = active_release(self.data_dir)
+        self._account = None  # the service user's passwd entry, looked up at start
         # the supervisor's thread and a test's main thread both start and stop processes
         self.lock = threading.RLock()
 
@@ -131,10 +196,72 @@ class Stack:
     def __exit__(self, *exc):
         self.stop()
 
-    def start(self):
+    @property
+    def account(self):
+        """The service user (a passwd entry) when started as root, else None."""
+        if self._account is None:
+            self._account = service_account()
+        return self._account
+
+    def give(self, path):
+        """What the root runner creates in the data directory (logs, the supervisor's socket
+        and database snapshots, `current`) belongs to the service user."""
+        if self.account is not None:
+            os.lchown(path, self.account.pw_uid, self.account.pw_gid)
+
+    def as_service(self, name):
+        """The prefix that drops a process named `name` to its user and capabilities."""
+        return drop_privileges(self.account, CAPABILITIES.get(name, ()))
+
+    def prepare_data_dir(self):
+        """The data directory: 0700, and (as root) owned, all of it, by the service user (a
+        directory an older, all-root release used is handed over on its first start)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
+        os.chmod(self.data_dir, 0o700)
+        if self.account is None:
+            return
+        reach = subprocess.run([*drop_privileges(self.account), "test", "-x",
+                                str(self.data_dir.parent)], check=False)
+        if reach.returncode:
+            raise StartError(f"the service user {SERVICE_USER} cannot reach the data directory "
+                             f"{self.data_dir}: a directory above it gives others no search "
+                             "(x) permission; choose one under a searchable directory")
+        same = subprocess.run([*drop_privileges(self.account), sys.executable, "-c",
+                               "import sys; print(sys.version)"],
+                              capture_output=True, text=True, check=False)
+        if same.stdout.strip() != sys.version:
+            runs = same.stdout.strip() or same.stderr.strip()[-200:]
+            raise StartError(
+                f"the service user {SERVICE_USER} does not run this Python "
+                f"({sys.version.split()[0]} in {sys.base_prefix}) but {runs}:"
+                f" a directory above {sys.base_prefix} does not let it search (x): "
+                "`make service-user` grants it (lab/reach.sh)")
+        for top, dirs, files in os.walk(self.data_dir):
+            self.give(top)
+            for name in dirs + files:
+                self.give(os.path.join(top, name))
+
+    def checks_cgroup(self):
+        """As root: the checks worker's cgroup subtree, delegated to the service user (the
+        directory and its cgroup.procs/threads/subtree_control), or None without cgroup v2."""
+        mount = cgroup2_mount()
+        if self.account is None or mount is None:
+            return None
+        path = mount / CHECKS_CGROUP
         try:
+            with contextlib.suppress(FileExistsError):
+                path.mkdir(mode=0o755)
+            for target in (path, *(path / f for f in (
+                    "cgroup.procs", "cgroup.threads", "cgroup.subtree_control"))):
+                os.chown(target, self.account.pw_uid, self.account.pw_gid)
+        except OSError:
+            return None  # the worker says why scripts are not contained (cgroup.why_not)
+        return path
+
+    def start(self):
+        try:
+            self.prepare_data_dir()
             self.start_redis()
             self.setup()
             self.start_services()
@@ -189,16 +316,25 @@ class Stack:
             if name == "web":
                 self.stop_process("web-http")
 
-    def _spawn(self, name, command, in_lab=False, env=None):
-        """Start a service; `env` overrides part of the stack's environment for this one."""
+    def _spawn(self, name, command, in_lab=False, env=None, cgroup=None):
+        """Start a service as its user with its capabilities (as root); `env` overrides part
+        of the stack's environment for this one; `cgroup` is a cgroup v2 directory it starts
+        in (moved there by root, before it enters the namespace and drops privileges)."""
+        command = [*self.as_service(name), *command]
         if in_lab and self.lab is not None:
             command = [*self.lab.exec_prefix("lb"), *command]
-        log = open(self.log_dir / f"{name}.out", "ab")  # noqa: SIM115 - kept for the process
+        if cgroup is not None:
+            command = ["sh", "-c", 'echo 0 > "$0" && exec "$@"', str(cgroup / "cgroup.procs"),
+                       *command]
+        log_path = self.log_dir / f"{name}.out"
+        log = open(log_path, "ab")  # noqa: SIM115 - kept for the process
+        self.give(log_path)
         # Own session: Ctrl-C in the terminal reaches only the runner, which stops these in
         # order; and a worker's pool children share its process group, so killpg gets them.
         process = subprocess.Popen(command, cwd=self.code_dir,
                                    env={**self.code_env(), **(env or {})}, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+                                   stderr=subprocess.STDOUT, start_new_session=True,
+                                   umask=UMASK)
         log.close()
         with self.lock:
             self.processes[name] = process
@@ -238,9 +374,10 @@ class Stack:
 
     def setup(self):
         """Migrate, make the certificate, create the user (see lbadmin_setup)."""
-        result = subprocess.run([sys.executable, "manage.py", "lbadmin_setup"],
+        result = subprocess.run([*self.as_service("setup"), sys.executable, "manage.py",
+                                 "lbadmin_setup"],
                                 cwd=self.code_dir, env=self.code_env(), capture_output=True,
-                                text=True)
+                                text=True, umask=UMASK)
         if result.returncode:
             raise StartError(f"lbadmin_setup failed:\n{result.stdout}{result.stderr}")
         for line in result.stdout.splitlines():
@@ -312,7 +449,7 @@ class Stack:
         self._spawn(f"worker-{queue}", [
             sys.executable, "-m", "celery", "-A", "appliance", "worker", "-Q", queue,
             *WORKERS[queue], "-n", f"{queue}@%h", "--loglevel", "INFO",
-        ], in_lab=True)
+        ], in_lab=True, cgroup=self.checks_cgroup() if queue == "checks" else None)
 
     def start_beat(self):
         self._spawn("beat", [
@@ -355,9 +492,10 @@ class Stack:
 
     def migrate(self, code_dir):
         """The release's migrations on the live database (the services are stopped)."""
-        result = subprocess.run([sys.executable, "manage.py", "migrate", "--no-input"],
+        result = subprocess.run([*self.as_service("migrate"), sys.executable, "manage.py",
+                                 "migrate", "--no-input"],
                                 cwd=code_dir, env=self.code_env(code_dir), capture_output=True,
-                                text=True, timeout=600)
+                                text=True, timeout=600, umask=UMASK)
         if result.returncode:
             tail = (result.stdout + result.stderr).strip().splitlines()[-8:]
             raise StartError("its migrations failed:\n" + "\n".join(tail))
@@ -365,8 +503,10 @@ class Stack:
     def imported_version(self):
         """The version the active release's processes import (proves PYTHONPATH wins)."""
         result = subprocess.run(
-            [sys.executable, "-c", "import appliance; print(appliance.__version__)"],
-            cwd=self.code_dir, env=self.code_env(), capture_output=True, text=True, timeout=60)
+            [*self.as_service("probe"), sys.executable, "-c",
+             "import appliance; print(appliance.__version__)"],
+            cwd=self.code_dir, env=self.code_env(), capture_output=True, text=True, timeout=60,
+            umask=UMASK)
         return result.stdout.strip() or result.stderr.strip()[-300:]
 
     def make_current(self, code_dir):
@@ -376,6 +516,7 @@ class Stack:
         with contextlib.suppress(FileNotFoundError):
             new.unlink()
         new.symlink_to(Path(code_dir).resolve())
+        self.give(new)
         new.replace(link)
 
     def describe(self):
@@ -426,3 +567,7 @@ class Stack:
         with self.lock:
             for name in reversed(list(self.processes)):
                 self.stop_process(name)
+        mount = cgroup2_mount()
+        if self._account is not None and mount is not None:
+            with contextlib.suppress(OSError):  # busy: another stack's checks worker
+                (mount / CHECKS_CGROUP).rmdir()

@@ -232,8 +232,10 @@ class Supervisor:
     def log(self, line):
         text = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}"
         print(f"supervisor: {line}", file=sys.stderr, flush=True)
-        with contextlib.suppress(OSError), open(self.log_path, "a") as handle:
-            handle.write(text + "\n")
+        with contextlib.suppress(OSError):
+            with open(self.log_path, "a") as handle:
+                handle.write(text + "\n")
+            self.stack.give(self.log_path)
 
     def watch(self):
         """Restart=on-failure: notice services that exited unasked, restart each when its
@@ -394,6 +396,7 @@ class Supervisor:
         stack.stop_services()
         snapshot = stack.data_dir / "releases" / f"database-before-{version}.sqlite3"
         copy_database(stack.database, snapshot)
+        stack.give(snapshot)
         report.step(65, f"database saved to {snapshot.name}; migrating it for {version}")
         try:
             stack.migrate(release)

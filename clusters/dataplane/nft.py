@@ -93,9 +93,12 @@ def list_table():
 
 def canonical(script):
     """How the kernel would list `script`'s table: load it into a fresh, empty network namespace
-    made for this call alone (unshare), list it there, and let the namespace go."""
+    made for this call alone (unshare), list it there, and let the namespace go. The namespace
+    belongs to a user namespace of its own, so the dataplane worker needs no CAP_SYS_ADMIN for
+    it (its CAP_NET_ADMIN applies to its own network namespace only)."""
     result = subprocess.run(
-        ["unshare", "--net", "--", "sh", "-c", 'nft -f - && nft list table ip lbadmin'],
+        ["unshare", "--user", "--map-root-user", "--net", "--",
+         "sh", "-c", 'nft -f - && nft list table ip lbadmin'],
         input=script, capture_output=True, text=True, timeout=60)
     if result.returncode:
         raise NftError(result.stderr.strip())

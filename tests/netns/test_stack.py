@@ -1,11 +1,13 @@
 """The appliance's processes for real: Redis, workers in the lab, and `make demo` itself."""
 
 import os
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -112,11 +114,20 @@ def processes_using(data_dir):
     return found
 
 
-def test_make_demo_prints_the_url_and_password_and_ctrl_c_removes_everything(tmp_path):
+@pytest.fixture
+def data_dir():
+    """A data directory the service user can reach (pytest's tmp_path is under a 0700
+    directory of root's; the stack drops its services to the service user)."""
+    path = Path(tempfile.mkdtemp(prefix="lbadmin-demo-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_make_demo_prints_the_url_and_password_and_ctrl_c_removes_everything(data_dir):
     needs_root()
     prefix = unique_test_prefix()
     port = free_port()
-    env = {**os.environ, "LBADMIN_DATA_DIR": str(tmp_path), "LBADMIN_HTTPS_PORT": str(port),
+    env = {**os.environ, "LBADMIN_DATA_DIR": str(data_dir), "LBADMIN_HTTPS_PORT": str(port),
            "LBADMIN_LISTEN_ADDRESS": "127.0.0.1", "LBADMIN_LAB_PREFIX": prefix}
     env.pop("LBADMIN_PASSWORD", None)
     demo = subprocess.Popen([sys.executable, "-m", "lab.demo"], cwd=ROOT, env=env,
@@ -143,7 +154,7 @@ def test_make_demo_prints_the_url_and_password_and_ctrl_c_removes_everything(tmp
         assert "Log in" in https_get(port, "/lbadmin/login/")
         assert "Log in" in https_get_from(["ip", "netns", "exec", f"{prefix}client"],
                                           LB_EXTERNAL_ADDRESS, 9443, "/lbadmin/login/")
-        assert processes_using(tmp_path)
+        assert processes_using(data_dir)
     finally:
         demo.send_signal(signal.SIGINT)
         try:
@@ -154,4 +165,4 @@ def test_make_demo_prints_the_url_and_password_and_ctrl_c_removes_everything(tmp
     assert demo.returncode == 0
     assert "all processes stopped, lab removed" in demo.stdout.read()
     assert not [name for name in existing_namespaces() if name.startswith(prefix)]
-    assert processes_using(tmp_path) == []
+    assert processes_using(data_dir) == []

@@ -25,17 +25,59 @@ def test_every_service_uses_the_host_network_and_the_data_volume():
     assert "lbadmin-data" in compose["volumes"]
 
 
-def test_the_dataplane_worker_gets_net_admin_and_the_unprivileged_services_no_capability():
+def setpriv_drop(service):
+    """(uid, gid, ambient capabilities) a service's `setpriv` prefix drops it to, or None."""
+    command = " ".join(service["command"].split())
+    if not command.startswith("setpriv "):
+        return None
+    options = dict(re.findall(r"--([a-z-]+)=(\S+)", command.split(" -- ")[0]))
+    ambient = {cap[1:].upper() for cap in options["ambient-caps"].split(",")
+               if cap.startswith("+")}
+    bounding = {cap[1:].upper() for cap in options["bounding-set"].split(",")
+                if cap.startswith("+")}
+    assert options["ambient-caps"].startswith("-all") and options["bounding-set"].startswith(
+        "-all")
+    assert ambient == bounding, "what is kept is exactly what may ever be held"
+    return int(options["reuid"]), int(options["regid"]), ambient
+
+
+def running(service):
+    """(uid, gid, capabilities) a service's process finally runs with."""
+    assert service.get("cap_drop") == ["ALL"]
+    dropped = setpriv_drop(service)
+    if dropped:
+        uid, gid, ambient = dropped
+        # it may hand over only what the container gave it
+        assert ambient <= set(service["cap_add"])
+        return uid, gid, ambient
+    uid, gid, _groups = identity(service)
+    return uid, gid, set(service.get("cap_add", []))
+
+
+EXPECTED_CAPABILITIES = {
+    "redis": set(), "web": set(), "beat": set(), "worker-maintenance": set(),
+    "worker-dataplane": {"NET_ADMIN"},
+    # ping checks and scripts dropped to nobody; never NET_ADMIN (the conntrack sampler is the
+    # dataplane's)
+    "worker-checks": {"NET_RAW", "SETUID", "SETGID"},
+}
+
+
+def test_every_service_runs_as_the_service_user_with_only_its_capabilities():
     services = load()["services"]
-    assert "NET_ADMIN" in services["worker-dataplane"]["cap_add"]
-    for name in ("web", "beat", "worker-maintenance", "redis", "data-init"):
-        assert not services[name].get("cap_add"), name
+    for name, expected in EXPECTED_CAPABILITIES.items():
+        uid, gid, capabilities = running(services[name])
+        assert (uid, gid) == (int(REDIS_IMAGE_USER), int(REDIS_IMAGE_USER)), name
+        assert capabilities == expected, name
 
 
-def test_the_checks_worker_may_ping_but_never_gets_net_admin():
-    cap_add = set(load()["services"]["worker-checks"]["cap_add"])
-    assert "NET_RAW" in cap_add  # ping checks
-    assert "NET_ADMIN" not in cap_add  # the conntrack sampler belongs to the dataplane worker
+def test_a_service_that_starts_as_root_holds_only_what_it_drops_with():
+    for name, service in load()["services"].items():
+        if name == "data-init" or identity(service)[0] != 0:
+            continue
+        assert setpriv_drop(service), f"{name} runs as root"
+        extra = set(service["cap_add"]) - setpriv_drop(service)[2]
+        assert extra <= {"SETPCAP", "SETUID", "SETGID"}, name  # only what setpriv needs
 
 
 def test_the_dataplane_worker_runs_one_task_at_a_time():
@@ -81,20 +123,19 @@ def can_write(uid, gid, groups, owner, group, mode):
 def test_every_service_on_the_volume_can_write_it_without_root_privileges():
     compose = load()
     owner, group, mode = volume_setup(compose)
-    assert mode & 0o007 == 0  # nobody else
-    assert mode & 0o2000  # setgid: files made in it belong to the shared group
+    assert mode == 0o700  # the service user alone
     for name, service in compose["services"].items():
         if name == "data-init":
             continue
-        uid, gid, groups = identity(service)
+        uid, gid, _capabilities = running(service)
         # no reliance on root's CAP_DAC_OVERRIDE: the modes alone let it in
-        assert can_write(uid, gid, groups, owner, group, mode), name
+        assert can_write(uid, gid, set(), owner, group, mode), name
         depends = service.get("depends_on", {})
         assert depends.get("data-init", {}).get("condition") == \
             "service_completed_successfully", name
 
 
-def test_redis_runs_as_its_image_user_and_its_socket_is_for_the_shared_group_only():
+def test_redis_runs_as_the_service_user_and_its_socket_is_that_users_alone():
     compose = load()
     owner, group, _mode = volume_setup(compose)
     redis = compose["services"]["redis"]
@@ -103,16 +144,21 @@ def test_redis_runs_as_its_image_user_and_its_socket_is_for_the_shared_group_onl
     command = redis["command"]
     socket_mode = int(re.search(r"--unixsocketperm (\d+)", command)[1], 8)
     assert f"--unixsocket {DATA}/redis.sock" in command
-    assert socket_mode & 0o007 == 0 and socket_mode & 0o060 == 0o060  # group: read, write
+    assert socket_mode == 0o700
     for name, service in compose["services"].items():
         if name in ("redis", "data-init"):
             continue
         assert service["environment"]["LBADMIN_REDIS_SOCKET"] == f"{DATA}/redis.sock", name
-        uid, gid, groups = identity(service)
-        assert uid == int(REDIS_IMAGE_USER) or group in {gid, *groups}, name
+        assert running(service)[0] == owner, name
+
+
+def test_the_image_makes_the_service_user_with_the_uid_compose_runs_as():
+    dockerfile = (COMPOSE.parent / "Dockerfile").read_text()
+    assert re.search(rf"useradd [^\n]*--uid {REDIS_IMAGE_USER}\b[^\n]* lbadmin", dockerfile)
+    assert re.search(rf"groupadd [^\n]*--gid {REDIS_IMAGE_USER}\b[^\n]* lbadmin", dockerfile)
 
 
 def test_the_volume_arrangement_is_documented_in_the_file():
     text = COMPOSE.read_text()
-    for words in ("uid 999", "2770", "group_add", "--unixsocketperm"):
+    for words in ("uid 999", "0700", "setpriv", "cap_drop", "--unixsocketperm"):
         assert words in text, words

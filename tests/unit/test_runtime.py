@@ -76,6 +76,9 @@ class FakeStack:
         return {n: (p.pid, p.returncode) for n, p in self.processes.items()
                 if p.returncode is not None}
 
+    def give(self, path):
+        pass  # the real stack chowns to the service user when it runs as root
+
     def restart_service(self, name, keep_data=True):
         self.restarted.append(name)
         self.processes[name] = FakeProcess()
