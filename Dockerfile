@@ -2,7 +2,7 @@
 FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-    python3 python3-venv iproute2 iputils-ping nftables conntrack \
+    python3 python3-venv iproute2 iputils-ping iputils-arping nftables conntrack \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/lbadmin
 COPY . .

@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # What the appliance runs on, plus what the lab, the tests and the browser need.
-DEBIAN_PACKAGES := python3 python3-venv iproute2 iputils-ping nftables conntrack keepalived \
+DEBIAN_PACKAGES := python3 python3-venv iproute2 iputils-ping iputils-arping nftables conntrack keepalived \
 	redis-server chromium acl
 BENCH_PACKAGES := wrk nginx-light haproxy gcc libc6-dev
 

@@ -33,6 +33,14 @@ app.conf.update(
         # Advanced Configuration)
         "check-for-update": {"task": "maintenance.tasks.check_for_update",
                              "schedule": crontab(hour=4, minute=41)},
+        # HA pair: re-send what the Secondary has not acknowledged; hand the Secondary's
+        # Halt/Drain/Online to the Primary (does nothing on a standalone appliance)
+        "ha-catch-up": {"task": "ha.tasks.catch_up", "schedule": 2.0,
+                        "options": {"expires": 2.0}},
+        # HA pair: split-brain guard (ha.split_brain: ARP probes on the checks worker; does
+        # nothing on a standalone appliance)
+        "ha-split-brain-guard": {"task": "ha.tasks.guard_split_brain", "schedule": 1.0,
+                                 "options": {"expires": 1.0}},
         # health checks: takes the due ones and sends each to the checks worker
         "dispatch-checks": {"task": "healthchecks.tasks.dispatch", "schedule": 1.0,
                             "options": {"expires": 1.0}},

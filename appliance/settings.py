@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "clusters",
     "healthchecks",
     "maintenance",
+    "ha",
     "reports",
 ]
 
@@ -65,6 +66,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # On a Secondary, Cluster Configuration is read-only (Halt/Drain/Online excepted: queued
+    # for the Primary). After the session and htmx, so it knows the user and the request kind.
+    "ha.middleware.secondary_read_only",
     "appliance.middleware.idle_timeout",
     "appliance.middleware.password_check_throttle",
 ]
@@ -83,6 +87,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "appliance.context_processors.appliance",
+                "ha.context_processors.ha",
             ],
         },
     },

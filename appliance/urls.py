@@ -7,6 +7,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from clusters.urls import cluster_patterns, overview_patterns
+from ha.urls import ha_patterns
 from healthchecks.urls import log_patterns as health_log_patterns
 from healthchecks.urls import script_patterns
 from maintenance import views as maintenance_views
@@ -32,8 +33,11 @@ lbadmin_patterns = [
         # guide; what it sets (the online update check) is Software Update's.
         path("advanced/", maintenance_views.advanced_configuration, name="advanced"),
     ]), "local"))),
-    path("cluster/", include((with_not_built("cluster", [*cluster_patterns,
-                                                         *script_patterns]), "cluster"))),
+    path("cluster/", include((with_not_built("cluster", [
+        *cluster_patterns, *script_patterns,
+        # the pairing call's password goes through the login's throttle (appliance.login)
+        *ha_patterns(authentication_form=ThrottledAuthenticationForm),
+    ]), "cluster"))),
     path("maintenance/", include((with_not_built("maintenance", maintenance_patterns),
                                   "maintenance"))),
     path("view/", include((with_not_built("view", view_patterns), "view"))),

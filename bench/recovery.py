@@ -12,7 +12,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
 from tests.conftest import running_stack  # noqa: E402
-from tests.netns.test_recovery import SETUP, halt_with_redis_down, in_stack, served_by, wait_for  # noqa: E402
+from tests.netns.test_recovery import SETUP, halt_with_redis_down, served_by  # noqa: E402
+from tests.stacks import in_stack, wait_for  # noqa: E402
 
 
 def main():

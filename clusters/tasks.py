@@ -57,7 +57,9 @@ def apply_now(full=False):
     with one_writer():
         result = apply.apply_dataplane(full=full)
     if result.get("generation") is not None:
-        _live_generation = max(_live_generation, result["generation"])
+        # The generation applied, not the highest seen: an HA Secondary takes the Primary's
+        # number, which may be lower than its own was (ha.replication).
+        _live_generation = result["generation"]
     return result
 
 
@@ -86,7 +88,9 @@ class GenerationWatcher(threading.Thread):
             connection.close()  # this thread's own database connection
 
     def tick(self):
-        if ConfigGeneration.current() > _live_generation:
+        # "differs", not "is ahead": a replicated generation may be lower than the last one
+        # applied here (an HA Secondary takes the Primary's number), and must still apply.
+        if ConfigGeneration.current() != _live_generation:
             apply_now()
 
     def stop(self):

@@ -2,8 +2,10 @@
 
 - dataplane: one task at a time (-c 1), in the appliance's network namespace; nft, netlink,
   conntrack. Exactly one writer of the data plane.
-- checks: health checks, in the appliance's network namespace.
-- maintenance: updates, backups, restores, and beat's heartbeat.
+- checks: health checks and the HA pair's split-brain guard (ARP probes), in the appliance's
+  network namespace.
+- maintenance: updates, backups, restores, beat's heartbeat, and the HA pair's calls to the
+  other node (pairing, replication).
 
 The Celery app (appliance.celery), the runner's client and the status page read them here.
 """
@@ -16,4 +18,8 @@ TASK_ROUTES = {
     "clusters.tasks.*": {"queue": "dataplane"},
     "healthchecks.tasks.*": {"queue": "checks"},
     "maintenance.tasks.*": {"queue": "maintenance"},
+    # the HA pair's split-brain guard: ARP probes (CAP_NET_RAW) in the appliance's namespace
+    "ha.tasks.guard_split_brain": {"queue": "checks"},
+    # the HA pair: pairing, breaking, replication (outbound HTTPS to the other node)
+    "ha.tasks.*": {"queue": "maintenance"},
 }

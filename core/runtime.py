@@ -39,7 +39,25 @@ SUPERVISOR_STATE_TTL = 5  # seconds: a state older than this means no supervisor
 SUPERVISOR_SOCKET_NAME = "supervisor.sock"
 SUPERVISOR_SOCKET_TIMEOUT = 2.0
 # What the supervisor runs (Maintenance > Restart Services lists them in this order).
-SERVICES = ("redis", "web", "worker-dataplane", "worker-checks", "worker-maintenance", "beat")
+SERVICES = ("redis", "web", "worker-dataplane", "worker-checks", "worker-maintenance", "beat",
+            "keepalived", "conntrackd", "vrrp-notify")
+# The HA pair's services (issue 13), in start order: conntrackd before keepalived (ha-recipe
+# F8), and the reader of keepalived's notify FIFO (ha.notify) before keepalived, so keepalived
+# finds the FIFO it made. They run only where <data>/ha/keepalived.conf exists (the ha app
+# writes it); elsewhere Restart Services says "not configured".
+HA_SERVICES = ("conntrackd", "vrrp-notify", "keepalived")
+# <data>/ha: what the ha app renders and what keepalived and conntrackd write at run time.
+HA_DIR_NAME = "ha"
+KEEPALIVED_CONF_NAME = "keepalived.conf"
+CONNTRACKD_CONF_NAME = "conntrackd.conf"
+HA_NOTIFY_SCRIPT_NAME = "notify.sh"  # unused by lbadmin: keepalived runs no script (ha.render)
+VRRP_FIFO_NAME = "vrrp.fifo"  # keepalived's notify_fifo, read by ha.notify
+VRRP_STATE_NAME = "vrrp-state"
+KEEPALIVED_PID_NAME = "keepalived.pid"
+KEEPALIVED_VRRP_PID_NAME = "keepalived-vrrp.pid"
+CONNTRACKD_LOCK_NAME = "conntrackd.lock"
+CONNTRACKD_SOCKET_NAME = "conntrackd.ctl"
+CONNTRACKD_LOG_NAME = "conntrackd.log"
 
 
 log = logging.getLogger("lbadmin.runtime")

@@ -12,6 +12,10 @@ from .runtime import SUPERVISOR_REQUESTS_KEY, redis_client, supervisor_call, sup
 WORKER_TIMEOUT = 10  # seconds the dataplane worker has to answer the WebUI
 
 
+# What sending a task raises when Redis, the broker, is down or unreachable.
+BROKER_ERRORS = (redis.RedisError, OSError, kombu.exceptions.OperationalError)
+
+
 class WorkerUnavailable(Exception):
     """Redis or a worker did not answer; the message says which, in words."""
 
@@ -31,7 +35,7 @@ def send_task(task, *args, **kwargs):
     try:
         redis_client(timeout=1.0).ping()
         return task.apply_async(args, kwargs)
-    except (redis.RedisError, OSError, kombu.exceptions.OperationalError) as problem:
+    except BROKER_ERRORS as problem:
         raise WorkerUnavailable(f"Redis is down ({problem}).") from problem
 
 

@@ -9,6 +9,8 @@ from .namespaces import (
     DEMO_PREFIX,
     FLOATING_IP,
     GUIDE_PORTS,
+    LB2_EXTERNAL_ADDRESS,
+    LB2_INTERNAL_ADDRESS,
     LB_EXTERNAL_ADDRESS,
     LB_INTERNAL_ADDRESS,
     PRIMARY_ADDRESS,
@@ -22,7 +24,8 @@ from .namespaces import (
 )
 
 __all__ = [
-    "CLIENT_ADDRESS", "DEMO_PREFIX", "FLOATING_IP", "GUIDE_PORTS", "LB_EXTERNAL_ADDRESS",
-    "LB_INTERNAL_ADDRESS", "PRIMARY_ADDRESS", "SECONDARY_ADDRESS", "VIP", "Lab",
-    "existing_namespaces", "remove_leftover_labs", "stop_processes", "unique_test_prefix",
+    "CLIENT_ADDRESS", "DEMO_PREFIX", "FLOATING_IP", "GUIDE_PORTS", "LB2_EXTERNAL_ADDRESS",
+    "LB2_INTERNAL_ADDRESS", "LB_EXTERNAL_ADDRESS", "LB_INTERNAL_ADDRESS", "PRIMARY_ADDRESS",
+    "SECONDARY_ADDRESS", "VIP", "Lab", "existing_namespaces", "remove_leftover_labs",
+    "stop_processes", "unique_test_prefix",
 ]

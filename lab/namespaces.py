@@ -12,9 +12,25 @@ outside. The primary and the secondary run lab.server on the guide's seven ports
 appliance's WebUI runs inside the lb namespace (on 198.51.100.1:9443, as a real appliance
 has it); `Lab.forward` (lab.forward) gives the host's browser a port that leads to it.
 
-    python -m lab up [--prefix P]     build it and wait (Ctrl-C removes it)
-    python -m lab down [--stale]      remove every lbadmin lab (--stale: only test labs
-                                      whose test run has ended)
+With `pair=True` (the HA clustered pair, issue 13) a second appliance, `<prefix>lb2`, joins,
+and the client side becomes a bridge (`<prefix>front`) so that both appliances share the
+client's segment, as they share the servers' one:
+
+                       br0 in <prefix>front                  br0 in <prefix>switch
+    client 198.51.100.10 ──┤                                         ├── primary   192.0.2.110
+                           ├── eth1 198.51.100.1 [lb]  eth0 192.0.2.1 ──┤
+                           └── eth1 198.51.100.2 [lb2] eth0 192.0.2.2 ──┤
+                                                                     └── secondary 192.0.2.120
+
+    VIP 198.51.100.100 (eth1) and floating IP 192.0.2.254 (eth0): held by the VRRP master
+    (keepalived, started by the appliance, not the lab). The real servers' default gateway
+    is the floating IP; the client's is 198.51.100.1 (onlink), though the VIP is on its own
+    segment anyway. Both lb namespaces forward and set net.netfilter.nf_conntrack_events=1
+    (ha-recipe F8: connections made before conntrackd started are then replicated too).
+
+    python -m lab up [--prefix P] [--pair]   build it and wait (Ctrl-C removes it)
+    python -m lab down [--stale]             remove every lbadmin lab (--stale: only test
+                                             labs whose test run has ended)
 """
 
 import argparse
@@ -33,12 +49,17 @@ GUIDE_PORTS = (12000, 12100, 12200, 12300, 12301, 12950, 12800)
 DEMO_PREFIX = "lbadmin-"
 TEST_PREFIX_PATTERN = re.compile(r"^lbt-(\d+)-\d+-")
 ROLES = ("client", "lb", "primary", "secondary", "switch")
+# what a pair lab (Lab(pair=True)) adds: the second appliance and the client-side bridge
+PAIR_ROLES = ("lb2", "front")
 
 CLIENT_ADDRESS = "198.51.100.10"
 LB_EXTERNAL_ADDRESS = "198.51.100.1"
 VIP = "198.51.100.100"
 LB_INTERNAL_ADDRESS = "192.0.2.1"
 FLOATING_IP = "192.0.2.254"
+# the pair lab's second appliance (lb2)
+LB2_EXTERNAL_ADDRESS = "198.51.100.2"
+LB2_INTERNAL_ADDRESS = "192.0.2.2"
 PRIMARY_ADDRESS = "192.0.2.110"
 SECONDARY_ADDRESS = "192.0.2.120"
 
@@ -80,9 +101,12 @@ def remove_namespace(name):
 
 
 class Lab:
-    def __init__(self, prefix=DEMO_PREFIX, gateway=LB_INTERNAL_ADDRESS, lb_addresses=True):
+    def __init__(self, prefix=DEMO_PREFIX, gateway=None, lb_addresses=True, pair=False):
         self.prefix = prefix
-        self.gateway = gateway  # the real servers' default route (the floating IP in issue 5)
+        self.pair = pair
+        # the real servers' default route (the floating IP in issue 5); a pair's servers route
+        # through the floating IP, which the VRRP master holds
+        self.gateway = gateway or (FLOATING_IP if pair else LB_INTERNAL_ADDRESS)
         self.lb_addresses = lb_addresses
         self.listeners = []
 
@@ -93,8 +117,17 @@ class Lab:
         """The command prefix that runs a program inside a lab namespace."""
         return ["ip", "netns", "exec", self.ns(role)]
 
+    @property
+    def roles(self):
+        return ROLES + PAIR_ROLES if self.pair else ROLES
+
+    @property
+    def appliances(self):
+        """The roles an appliance runs in: lb, and lb2 in a pair lab."""
+        return ("lb", "lb2") if self.pair else ("lb",)
+
     def namespaces(self):
-        return [self.ns(role) for role in ROLES]
+        return [self.ns(role) for role in self.roles]
 
     def __enter__(self):
         self.up()
@@ -119,15 +152,27 @@ class Lab:
         switch = self.ns("switch")
         run("ip", "-n", switch, "link", "add", "br0", "type", "bridge")
         run("ip", "-n", switch, "link", "set", "br0", "up")
-        # client eth0 <-> lb eth1: the external arm
-        run("ip", "-n", self.ns("client"), "link", "add", "eth0", "type", "veth",
-            "peer", "name", "eth1", "netns", self.ns("lb"))
-        # lb eth0, primary eth0, secondary eth0 <-> the switch: the internal arm
-        for role in ("lb", "primary", "secondary"):
+        if self.pair:
+            # client eth0, lb eth1 and lb2 eth1 <-> the front bridge: one client segment
+            front = self.ns("front")
+            run("ip", "-n", front, "link", "add", "br0", "type", "bridge")
+            run("ip", "-n", front, "link", "set", "br0", "up")
+            for role, interface in (("client", "eth0"), ("lb", "eth1"), ("lb2", "eth1")):
+                run("ip", "-n", self.ns(role), "link", "add", interface, "type", "veth",
+                    "peer", "name", role, "netns", front)
+                run("ip", "-n", front, "link", "set", role, "master", "br0", "up")
+        else:
+            # client eth0 <-> lb eth1: the external arm
+            run("ip", "-n", self.ns("client"), "link", "add", "eth0", "type", "veth",
+                "peer", "name", "eth1", "netns", self.ns("lb"))
+        # lb eth0 (and lb2 eth0), primary eth0, secondary eth0 <-> the switch: the internal arm
+        for role in (*self.appliances, "primary", "secondary"):
             run("ip", "-n", self.ns(role), "link", "add", "eth0", "type", "veth",
                 "peer", "name", role, "netns", switch)
             run("ip", "-n", switch, "link", "set", role, "master", "br0", "up")
-        for role, interface in (("client", "eth0"), ("lb", "eth0"), ("lb", "eth1"),
+        for role, interface in (("client", "eth0"),
+                                *((lb, name) for lb in self.appliances
+                                  for name in ("eth0", "eth1")),
                                 ("primary", "eth0"), ("secondary", "eth0")):
             run("ip", "-n", self.ns(role), "link", "set", interface, "up")
         self._address("client", "eth0", CLIENT_ADDRESS, LB_EXTERNAL_ADDRESS)
@@ -136,7 +181,16 @@ class Lab:
         if self.lb_addresses:
             self._address("lb", "eth1", LB_EXTERNAL_ADDRESS)
             self._address("lb", "eth0", LB_INTERNAL_ADDRESS)
-        run(*self.exec_prefix("lb"), "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+            if self.pair:
+                self._address("lb2", "eth1", LB2_EXTERNAL_ADDRESS)
+                self._address("lb2", "eth0", LB2_INTERNAL_ADDRESS)
+        for role in self.appliances:
+            run(*self.exec_prefix(role), "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+            if self.pair:
+                # ha-recipe F8: with the default 2, connections made before conntrackd
+                # started never send events, so their end is never replicated
+                run(*self.exec_prefix(role), "sysctl", "-q", "-w",
+                    "net.netfilter.nf_conntrack_events=1")
 
     def _address(self, role, interface, address, gateway=None):
         run("ip", "-n", self.ns(role), "addr", "add", f"{address}/24", "dev", interface)
@@ -161,8 +215,8 @@ class Lab:
     def forward(self, listen_address, listen_port, role="lb", port=9443):
         """A port on the host that leads to `port` on 127.0.0.1 inside the role's namespace
         (lab.forward): how the host's browser reaches the WebUI, which runs inside the lb
-        namespace. Returns once it listens; the same forward asked again is the running one.
-        Stopped with the lab, like the listeners."""
+        namespace (or lb2, a pair's second appliance). Returns once it listens; the same
+        forward asked again is the running one. Stopped with the lab, like the listeners."""
         key = (listen_address, listen_port, role, port)
         for process in self.listeners:
             if getattr(process, "forward", None) == key and process.poll() is None:
@@ -200,7 +254,9 @@ class Lab:
                 process.wait()
         self.listeners = []
         present = set(existing_namespaces())
-        for name in self.namespaces():
+        # every role a lab of this prefix may have: a pair lab left behind by a killed demo
+        # is removed by the next one whatever it builds
+        for name in (self.ns(role) for role in ROLES + PAIR_ROLES):
             if name in present:
                 remove_namespace(name)
 
@@ -223,12 +279,14 @@ def main():
     parser.add_argument("--prefix", default=DEMO_PREFIX)
     parser.add_argument("--stale", action="store_true",
                         help="down: only test labs whose test run has ended")
+    parser.add_argument("--pair", action="store_true",
+                        help="up: the HA pair's lab (a second appliance, lb2)")
     args = parser.parse_args()
     if args.action == "down":
         removed = remove_leftover_labs(every=not args.stale)
         print("removed: " + (" ".join(removed) if removed else "nothing"))
         return
-    with Lab(args.prefix) as lab:
+    with Lab(args.prefix, pair=args.pair) as lab:
         print("lab up: " + " ".join(lab.namespaces()), flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             signal.pause()

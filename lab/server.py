@@ -5,6 +5,8 @@ Run in the primary and secondary namespaces on the guide's seven ports, TCP and 
     TCP: on connect  "primary port 12000 client 198.51.100.10\n"
          each line   "primary port 12000 echo <line>\n"   (so a test can see a connection live)
     UDP: each datagram gets the connect line.
+    SIGUSR1: every open TCP connection gets "primary port 12000 push\n" (a server that talks
+             first, for the HA pair's tests: a connection must survive a takeover both ways)
 
 So anyone can see who served them and which source address the server saw (NAT keeps the
 client's; MASQ shows the load balancer's).
@@ -21,8 +23,17 @@ def greeting(name, port, peer):
     return f"{name} port {port} client {peer[0]}\n".encode()
 
 
+OPEN = set()  # (port, writer) of every open TCP connection, for SIGUSR1's push
+
+
+def push(name):
+    for port, writer in list(OPEN):
+        writer.write(f"{name} port {port} push\n".encode())
+
+
 async def serve_tcp(name, port, reader, writer):
     peer = writer.get_extra_info("peername")
+    OPEN.add((port, writer))
     try:
         writer.write(greeting(name, port, peer))
         await writer.drain()
@@ -32,6 +43,7 @@ async def serve_tcp(name, port, reader, writer):
     except (ConnectionError, OSError):
         pass
     finally:
+        OPEN.discard((port, writer))
         writer.close()
 
 
@@ -58,6 +70,7 @@ async def main(name, host, ports):
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, push, name)
     await stop.wait()
     for server in servers:
         server.close()

@@ -14,6 +14,8 @@
   loopback unless LBADMIN_UPDATE_ALLOW_LOOPBACK is on.
 """
 
+import hashlib
+import hmac
 import http.client
 import io
 import ipaddress
@@ -181,8 +183,9 @@ class _DeadlineSocket:
         return getattr(self.sock, name)
 
 
-def _connect(infos, parsed, clock):
-    """A socket to the first checked address that accepts, TLS-wrapped for https."""
+def _connect(infos, parsed, clock, tls=None):
+    """A socket to the first checked address that accepts, TLS-wrapped for https (by `tls`,
+    a PinnedTLS, when given: the HA pair's calls; else with the system's CAs)."""
     problems = []
     for family, kind, proto, _name, sockaddr in infos:
         sock = socket.socket(family, kind, proto)
@@ -201,8 +204,13 @@ def _connect(infos, parsed, clock):
         if parsed.scheme == "https":
             try:
                 sock.settimeout(clock.remaining())
-                sock = ssl.create_default_context().wrap_socket(
-                    sock, server_hostname=parsed.hostname)
+                context = tls.context() if tls else ssl.create_default_context()
+                sock = context.wrap_socket(sock, server_hostname=parsed.hostname)
+                if tls:
+                    tls.check(sock.getpeercert(binary_form=True) or b"")
+            except FetchError:
+                sock.close()
+                raise
             except ssl.SSLError as error:
                 sock.close()
                 raise FetchError(f"{clock.url} cannot be fetched (TLS: {error}).") from None
@@ -214,8 +222,9 @@ def _connect(infos, parsed, clock):
     raise FetchError(f"{clock.url} cannot be fetched ({'; '.join(problems)}).")
 
 
-def _request(url, parsed, port, clock, allow_loopback):
-    """One GET (no redirect followed): (the response, its socket)."""
+def _request(url, parsed, port, clock, allow_loopback, method="GET", body=None, headers=(),
+             tls=None):
+    """One request (no redirect followed): (the response, its socket)."""
     infos = _resolve(parsed.hostname, port, clock)
     own = own_addresses()
     for info in infos:
@@ -223,18 +232,22 @@ def _request(url, parsed, port, clock, allow_loopback):
         if reason:
             raise FetchError(f"{url} is refused: {parsed.hostname} is {info[4][0]}, and "
                              f"{reason}.")
-    raw = _connect(infos, parsed, clock)
+    raw = _connect(infos, parsed, clock, tls)
     kind = http.client.HTTPSConnection if parsed.scheme == "https" else \
         http.client.HTTPConnection  # never connects itself: for the Host header
     connection = kind(parsed.hostname, port)
     connection.sock = _DeadlineSocket(raw, clock)  # connected, checked, under the deadline
     try:
         path = urllib.parse.urlunsplit(("", "", parsed.path or "/", parsed.query, ""))
-        connection.putrequest("GET", path, skip_accept_encoding=True)
+        connection.putrequest(method, path, skip_accept_encoding=True)
         connection.putheader("Accept-Encoding", "identity")
         connection.putheader("User-Agent", f"lbadmin/{__version__}")
         connection.putheader("Connection", "close")
-        connection.endheaders()
+        for name, value in headers:
+            connection.putheader(name, value)
+        if body is not None:
+            connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
         return connection.getresponse(), raw
     except BaseException:
         raw.close()
@@ -294,3 +307,48 @@ def fetch(url, limit, deadline, allow_loopback=None):
             raise FetchError(f"{current} cannot be fetched "
                              f"({getattr(error, 'strerror', None) or error!r}).") from None
     raise FetchError(f"{url} redirects more than {MAX_REDIRECTS} times.")
+
+
+class PinnedTLS:
+    """TLS for the HA pair's calls: the peer's WebUI certificate is self-signed, so it is not
+    checked against CAs or names but against the SHA-256 fingerprint pinned at pairing.
+    `pin` None (the pairing call only, authenticated by the peer's password) accepts any
+    certificate and remembers its fingerprint in `seen`."""
+
+    def __init__(self, pin=None):
+        self.pin, self.seen = pin, ""
+
+    def context(self):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # the fingerprint below is the check
+        return context
+
+    def check(self, der):
+        self.seen = hashlib.sha256(der).hexdigest()
+        if self.pin is not None and not hmac.compare_digest(self.seen, self.pin):
+            raise FetchError(f"the peer's certificate (SHA-256 {self.seen}) is not the one "
+                             f"pinned at pairing ({self.pin}): refused, nothing was sent.")
+
+
+def exchange(url, body, limit, deadline, headers=(), tls=None, allow_loopback=None):
+    """POST `body` to `url` under the same rules as `fetch` (a total deadline, a size cap,
+    refused addresses); no redirect is followed. Returns (status, response body) whatever the
+    status; FetchError when no answer came."""
+    clock = _Clock(url, deadline)
+    parsed, port = check_url(url)
+    try:
+        response, raw = _request(url, parsed, port, clock, allow_loopback, "POST", body,
+                                 headers, tls)
+        try:
+            return response.status, _read(response, url, limit)
+        finally:
+            response.close()
+            raw.close()
+    except FetchError:
+        raise
+    except (OSError, http.client.HTTPException, ValueError) as error:
+        clock.remaining()
+        raise FetchError(f"{url} cannot be reached "
+                         f"({getattr(error, 'strerror', None) or error!r}).") from None

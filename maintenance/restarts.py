@@ -4,7 +4,7 @@ import time
 from dataclasses import dataclass
 
 from core.audit import record_audit
-from core.runtime import SERVICES
+from core.runtime import HA_SERVICES, SERVICES
 from core.workers import ask_supervisor
 
 LABELS = {
@@ -14,6 +14,9 @@ LABELS = {
     "worker-checks": "Worker: checks (health checks)",
     "worker-maintenance": "Worker: maintenance (backups, updates)",
     "beat": "Scheduler (celery beat)",
+    "keepalived": "keepalived (HA pair: VRRP, floating addresses)",
+    "conntrackd": "conntrackd (HA pair: connection state replication)",
+    "vrrp-notify": "VRRP notifications (HA pair: conntrackd's steps on each transition)",
 }
 
 
@@ -28,6 +31,7 @@ class ServiceRow:
     last_restart: dict | None
     restart_reason: str  # why it must restart, or ""
     recovery: dict | None = None  # the supervisor's automatic restarts: count, last_exit...
+    configured: bool = True  # False: an HA service on an appliance that is not in a pair
 
     @property
     def auto_restarts(self):
@@ -55,10 +59,15 @@ def service_rows(state):
     for name in SERVICES:
         info = state["services"].get(name, {})
         recovery = state.get("recovery", {}).get(name)
+        # a supervisor that does not say (an older release's) runs no HA service
+        configured = info.get("configured", name not in HA_SERVICES)
+        reason = _restart_reason(info, state["version"], recovery)
+        if not configured and not info.get("running"):
+            reason = ""  # not part of a clustered pair: nothing to run, nothing down
         rows.append(ServiceRow(
             name, LABELS[name], info.get("running", False), info.get("pid"), info.get("since"),
-            info.get("version"), state.get("restarts", {}).get(name),
-            _restart_reason(info, state["version"], recovery), recovery))
+            info.get("version"), state.get("restarts", {}).get(name), reason, recovery,
+            configured))
     return rows
 
 

@@ -26,6 +26,9 @@ VIP_PROTO = 250  # IFA_PROTO: addresses lbadmin added for virtual services
 FLOATING_PROTO = 251  # IFA_PROTO: floating IPs
 ROUTE_PROTO = 250  # RTPROT: routes lbadmin added
 OURS = {VIP_PROTO, FLOATING_PROTO}
+# The HA pair's keepalived holds the VIPs and floating IPs on the active node; it cannot set an
+# IFA_PROTO, so ha.render labels them "<device>:ha" (IPv4): never the admin's, never removed here.
+PAIR_LABEL_SUFFIX = ":ha"
 VLAN_ALIAS = "lbadmin"
 
 MAIN_TABLE = 254
@@ -75,12 +78,15 @@ def _speed(name):
 
 def list_interfaces():
     """Every interface with its link state, speed, MAC, MTU and addresses in CIDR form; the
-    addresses lbadmin placed are marked ("vip" or "floating")."""
+    addresses lbadmin placed are marked ("vip" or "floating"), and those the HA pair's
+    keepalived holds "pair"."""
     with IPRoute() as ipr:
         addresses = {}
         for message in ipr.get_addr():
             cidr = f"{message.get('address')}/{message['prefixlen']}"
             role = {VIP_PROTO: "vip", FLOATING_PROTO: "floating"}.get(message.get("IFA_PROTO"), "")
+            if not role and _held_by_the_pair(message):
+                role = "pair"
             addresses.setdefault(message["index"], []).append({"cidr": cidr, "role": role})
         result = []
         for link in ipr.get_links():
@@ -104,12 +110,17 @@ def _index(ipr, name):
     return found[0]
 
 
+def _held_by_the_pair(message):
+    """An address the HA pair's keepalived placed (labelled "<device>:ha")."""
+    return str(message.get("IFA_LABEL") or "").endswith(PAIR_LABEL_SUFFIX)
+
+
 def _own_addresses(ipr, index):
-    """The admin's addresses of an interface: not lbadmin's VIPs or floating IPs, not IPv6
-    link-local ones (the kernel makes those)."""
+    """The admin's addresses of an interface: not lbadmin's VIPs or floating IPs, not those
+    the HA pair's keepalived holds, not IPv6 link-local ones (the kernel makes those)."""
     found = []
     for message in ipr.get_addr(index=index):
-        if message.get("IFA_PROTO") in OURS:
+        if message.get("IFA_PROTO") in OURS or _held_by_the_pair(message):
             continue
         address = message.get("address")
         if ipaddress.ip_address(address).is_link_local and ":" in address:
@@ -199,6 +210,24 @@ def _connected_networks(ipr):
         address = f"{message.get('address')}/{message['prefixlen']}"
         networks.append((message["index"], ipaddress.ip_interface(address).network))
     return networks
+
+
+def connected_interfaces(addresses):
+    """{address: the name of the interface whose connected subnet holds it, or None}. Read
+    only. A subnet is one of the admin's addresses (not lbadmin's VIPs or floating IPs, not a
+    single host's /32 or /128: keepalived holds a pair's addresses so, and an address must go
+    where its subnet is, not where it happens to be now)."""
+    with IPRoute() as ipr:
+        names = {link["index"]: link.get("ifname") for link in ipr.get_links()}
+        networks = [(index, network) for index, network in _connected_networks(ipr)
+                    if network.prefixlen < network.max_prefixlen]
+    found = {}
+    for address in addresses:
+        parsed = ipaddress.ip_address(address)
+        found[address] = next((names.get(index) for index, network in networks
+                               if parsed.version == network.version and parsed in network),
+                              None)
+    return found
 
 
 def place_addresses(addresses, proto):

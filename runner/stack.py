@@ -1,4 +1,5 @@
-"""Start and stop the appliance's processes: Redis, gunicorn, the three workers and beat.
+"""Start and stop the appliance's processes: Redis, gunicorn, the three workers and beat, and
+the HA pair's keepalived and conntrackd where the ha app has configured them.
 
 `make demo` and the system tests both use this, so what the tests prove is what the demo runs.
 With a lab, every service but Redis (a unix socket reaches every namespace) runs where an
@@ -9,7 +10,17 @@ listens on the appliance's own addresses there, on port 9443 (the lab's client r
 https://198.51.100.1:9443/lbadmin/), and the lab forwards `listen_address:https_port` on the
 host to it, so the host's browser and the tests still reach it there. Without a lab everything
 runs in the host's namespace and the WebUI listens on `listen_address:https_port`, as on a real
-appliance.
+appliance. A pair lab (Lab(pair=True)) has a second appliance namespace, lb2: a second Stack
+with `lab_role="lb2"` (its own data directory, Redis socket and supervisor) runs a second
+whole appliance there, its WebUI on lb2's own addresses (https://198.51.100.2:9443/lbadmin/).
+
+keepalived (VRRP) and conntrackd (FTFW) are services of the Stack like the others, with
+vrrp-notify (ha.notify, the reader of keepalived's notify FIFO: keepalived runs no script):
+where <data>/ha/keepalived.conf exists, `start_services` starts conntrackd, vrrp-notify and
+then keepalived (all in the foreground, in the appliance's namespace), and they are stopped
+first, keepalived before anything else (SIGTERM: it sends a priority-0 advert and drops its
+addresses, so the peer takes over at once). The ha app writes the files and asks the
+supervisor to start or stop them.
 
 Started as root (`make demo`, the system tests), the Stack gives every service only what its
 job needs (DESIGN.md, "Privileges"): the data directory belongs to the service user
@@ -38,7 +49,18 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from core.queues import TASK_ROUTES
-from core.runtime import SERVICES, workers_by_queue
+from core.runtime import (
+    CONNTRACKD_CONF_NAME,
+    CONNTRACKD_LOCK_NAME,
+    CONNTRACKD_SOCKET_NAME,
+    HA_DIR_NAME,
+    HA_SERVICES,
+    KEEPALIVED_CONF_NAME,
+    KEEPALIVED_PID_NAME,
+    KEEPALIVED_VRRP_PID_NAME,
+    SERVICES,
+    workers_by_queue,
+)
 from core.versions import VersionError, version_tuple
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +79,8 @@ WORKERS = {
 # The WebUI's port inside the lab's lb namespace: the appliance's own. Each lab has its own
 # namespace, so it is always free there whatever port the host forwards to it.
 LAB_HTTPS_PORT = 9443
+# The lab namespace a Stack's appliance runs in unless told otherwise (a pair's second: "lb2").
+LAB_ROLE = "lb"
 
 
 # The unprivileged system user the services run as when the stack is started as root.
@@ -65,11 +89,27 @@ CREATE_SERVICE_USER = (f"useradd --system --no-create-home --shell /usr/sbin/nol
                        f"{SERVICE_USER}")
 # What each process keeps (ambient capabilities, the whole bounding set); anything not named
 # here (the WebUI, beat, the maintenance worker, Redis, lbadmin_setup, migrations) keeps none.
+# The HA pair's daemons, measured with keepalived 2.2.7 and conntrackd 1.4.7 (ha/render.py
+# and tests/netns/test_ha_vrrp.py; change them here, in one place):
+# - keepalived adds and removes the VIPs (NET_ADMIN) and sends VRRP adverts and gratuitous ARPs
+#   on raw sockets (NET_RAW). Never SETGID: keepalived calls setgroups(2) before running any
+#   script, so without it keepalived.conf (which the WebUI's user can write) cannot make it run
+#   a script with these capabilities; it writes its transitions to a FIFO instead.
+# - conntrackd reads and writes the conntrack table over netlink and forces its socket buffer
+#   sizes (NET_ADMIN).
+# - vrrp-notify (ha.notify) reads that FIFO and runs conntrackd's client over its unix socket:
+#   nothing.
+HA_CAPABILITIES = {
+    "keepalived": ("net_admin", "net_raw"),
+    "conntrackd": ("net_admin",),
+    "vrrp-notify": (),
+}
 CAPABILITIES = {
     # nft, netlink, conntrack (the connection sampler too)
     "worker-dataplane": ("net_admin",),
     # ping; scripts drop to nobody. Never CAP_NET_ADMIN: checks cannot change nftables.
     "worker-checks": ("net_raw", "setuid", "setgid"),
+    **HA_CAPABILITIES,
 }
 UMASK = 0o077
 # The checks worker's cgroup v2 subtree (healthchecks/cgroup.py's parent), handed to the
@@ -144,9 +184,10 @@ def active_release(data_dir):
 
 class Stack:
     def __init__(self, data_dir, lab=None, https_port=9443, listen_address="0.0.0.0",  # noqa: S104
-                 http_port=0, extra_env=None):
+                 http_port=0, extra_env=None, lab_role=LAB_ROLE):
         self.data_dir = Path(data_dir).resolve()
         self.lab = lab
+        self.lab_role = lab_role  # the lab namespace this appliance runs in: lb, or lb2
         self.https_port = https_port
         self.listen_address = listen_address
         self.http_port = http_port
@@ -181,6 +222,15 @@ class Stack:
         packages win over the checkout the virtualenv was installed from."""
         return {**self.env, "PYTHONPATH": str(code_dir or self.code_dir)}
 
+    def lab_env(self):
+        """What differs for a process inside the lab's appliance namespace: the WebUI's port is
+        the one it listens on there (9443), not the host's port forwarded to it. A pair's nodes
+        call each other's WebUI from namespace to namespace (ha.peer), where only 9443 means
+        anything. Empty without a lab."""
+        if self.lab is None:
+            return {}
+        return {"LBADMIN_HTTPS_PORT": str(self.own_https_port)}
+
     @property
     def redis_socket(self):
         return Path(self.env["LBADMIN_REDIS_SOCKET"])
@@ -188,6 +238,18 @@ class Stack:
     @property
     def log_dir(self):
         return self.data_dir / "logs"
+
+    @property
+    def ha_dir(self):
+        """<data>/ha: keepalived's and conntrackd's configuration (the ha app writes it) and
+        what they write while running (pid files, conntrackd's lock, socket and log)."""
+        return self.data_dir / HA_DIR_NAME
+
+    def ha_configured(self, name="keepalived"):
+        """keepalived runs where keepalived.conf exists; conntrackd and vrrp-notify where
+        conntrackd.conf exists too."""
+        needs = [KEEPALIVED_CONF_NAME] + ([] if name == "keepalived" else [CONNTRACKD_CONF_NAME])
+        return all((self.ha_dir / file).is_file() for file in needs)
 
     def __enter__(self):
         self.start()
@@ -218,6 +280,7 @@ class Stack:
         directory an older, all-root release used is handed over on its first start)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
+        self.ha_dir.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.data_dir, 0o700)
         if self.account is None:
             return
@@ -270,16 +333,28 @@ class Stack:
             raise
 
     def start_services(self):
-        """Everything but Redis: the WebUI, the workers, beat (an update restarts these)."""
+        """Everything but Redis: the WebUI, the workers, beat, and (configured) conntrackd,
+        vrrp-notify and keepalived (an update restarts these)."""
         with self.lock:
             self.start_web()
             for queue in WORKERS:
                 self.start_worker(queue)
             self.start_beat()
+            for name in HA_SERVICES:
+                if self.ha_configured(name):
+                    self.start_ha(name)
+
+    def stop_order(self):
+        """The running processes in the order they stop: keepalived first (the peer takes the
+        addresses over while this node still forwards), vrrp-notify and conntrackd next, then
+        the rest in reverse start order."""
+        names = list(reversed(list(self.processes)))
+        first = [name for name in reversed(HA_SERVICES) if name in names]
+        return first + [name for name in names if name not in first]
 
     def stop_services(self):
         with self.lock:
-            for name in reversed(list(self.processes)):
+            for name in self.stop_order():
                 if name != "redis":
                     self.stop_process(name)
 
@@ -300,6 +375,8 @@ class Stack:
                 self.start_web()
             elif name == "beat":
                 self.start_beat()
+            elif name in HA_SERVICES:
+                self.start_ha(name)
             else:
                 self.start_worker(name.removeprefix("worker-"))
 
@@ -322,7 +399,8 @@ class Stack:
         in (moved there by root, before it enters the namespace and drops privileges)."""
         command = [*self.as_service(name), *command]
         if in_lab and self.lab is not None:
-            command = [*self.lab.exec_prefix("lb"), *command]
+            command = [*self.lab.exec_prefix(self.lab_role), *command]
+            env = {**self.lab_env(), **(env or {})}
         if cgroup is not None:
             command = ["sh", "-c", 'echo 0 > "$0" && exec "$@"', str(cgroup / "cgroup.procs"),
                        *command]
@@ -386,13 +464,15 @@ class Stack:
 
     @property
     def own_https_port(self):
-        """The port the WebUI listens on where it runs: 9443 inside a lab's lb namespace (the
-        host reaches it on https_port through the lab's forward), else https_port itself."""
+        """The port the WebUI listens on where it runs: 9443 inside a lab's appliance namespace
+        (lb or lb2; the host reaches it on https_port through the lab's forward), else
+        https_port itself."""
         return LAB_HTTPS_PORT if self.lab is not None else self.https_port
 
     @property
     def own_listen_address(self):
-        """Inside a lab's lb namespace the WebUI listens on every address of the appliance."""
+        """Inside a lab's appliance namespace the WebUI listens on every address of the
+        appliance (lb's, or lb2's: each namespace has only its own)."""
         return "0.0.0.0" if self.lab is not None else self.listen_address  # noqa: S104
 
     def start_web(self):
@@ -403,7 +483,7 @@ class Stack:
         own = {"LBADMIN_LISTEN_ADDRESS": self.own_listen_address,
                "LBADMIN_HTTPS_PORT": str(self.own_https_port)}
         if self.lab is not None:
-            self.lab.forward(self.listen_address, self.https_port, role="lb",
+            self.lab.forward(self.listen_address, self.https_port, role=self.lab_role,
                              port=self.own_https_port)
         self._spawn("web", [sys.executable, "-m", "gunicorn", "-c",
                             "python:appliance.gunicorn_conf", "appliance.wsgi"],
@@ -411,7 +491,7 @@ class Stack:
         self._wait("web", lambda: self._https_answers())
         if self.http_port:
             if self.lab is not None:
-                self.lab.forward(self.listen_address, self.http_port, role="lb",
+                self.lab.forward(self.listen_address, self.http_port, role=self.lab_role,
                                  port=self.http_port)
             # it redirects to the HTTPS port of the place it runs in (9443 in a lab)
             self._spawn("web-http", [
@@ -456,6 +536,39 @@ class Stack:
             sys.executable, "-m", "celery", "-A", "appliance", "beat", "--loglevel", "INFO",
             "-s", str(self.data_dir / "celerybeat-schedule"), "--pidfile=",
         ], in_lab=True)
+
+    def ha_command(self, name):
+        """conntrackd, the FIFO reader and keepalived, in the foreground, on <data>/ha's files
+        (the commands of ha/render.py). keepalived: VRRP only (-P), logging in detail to its
+        output (logs/keepalived.out), with its own pid files (two appliances on one host, as
+        in the pair lab, must not share them)."""
+        ha = self.ha_dir
+        if name == "conntrackd":
+            return ["conntrackd", "-C", str(ha / CONNTRACKD_CONF_NAME)]
+        if name == "vrrp-notify":
+            return [sys.executable, "-m", "ha.notify", "--state-dir", str(ha),
+                    "--conntrackd-config", str(ha / CONNTRACKD_CONF_NAME)]
+        return ["keepalived", "-n", "-l", "-D", "-P", "-f", str(ha / KEEPALIVED_CONF_NAME),
+                "-p", str(ha / KEEPALIVED_PID_NAME), "-r", str(ha / KEEPALIVED_VRRP_PID_NAME)]
+
+    def start_ha(self, name):
+        """Start conntrackd, vrrp-notify or keepalived (StartError when <data>/ha does not
+        configure it).
+        What a killed one left behind goes first: conntrackd refuses to start over its lock
+        file, and would not bind its socket over the old one."""
+        if name not in HA_SERVICES:
+            raise StartError(f"no HA service named {name}")
+        if not self.ha_configured(name):
+            raise StartError(f"{name} is not configured: there is no "
+                             f"{self.ha_dir / KEEPALIVED_CONF_NAME}"
+                             + ("" if name == "keepalived"
+                                else f" or no {self.ha_dir / CONNTRACKD_CONF_NAME}"))
+        stale = {"conntrackd": (CONNTRACKD_LOCK_NAME, CONNTRACKD_SOCKET_NAME),
+                 "keepalived": (KEEPALIVED_PID_NAME, KEEPALIVED_VRRP_PID_NAME)}.get(name, ())
+        for file in stale:
+            with contextlib.suppress(FileNotFoundError):
+                (self.ha_dir / file).unlink()
+        return self._spawn(name, self.ha_command(name), in_lab=True)
 
     def celery_app(self):
         """A Celery client of this stack's Redis (the caller's settings may name another)."""
@@ -532,7 +645,9 @@ class Stack:
             services[name] = {
                 "pid": process.pid if process else None,
                 "running": process is not None and exit_code is None,
-                "exit_code": exit_code, "since": since, "version": version}
+                "exit_code": exit_code, "since": since, "version": version,
+                # an HA service without <data>/ha/keepalived.conf: "not configured", not down
+                "configured": self.ha_configured(name) if name in HA_SERVICES else True}
         return {"at": time.time(), "release": str(self.code_dir), "version": self.version,
                 "services": services}
 
@@ -565,7 +680,7 @@ class Stack:
 
     def stop(self):
         with self.lock:
-            for name in reversed(list(self.processes)):
+            for name in self.stop_order():
                 self.stop_process(name)
         mount = cgroup2_mount()
         if self._account is not None and mount is not None:

@@ -8,6 +8,11 @@ a Redis list; what it runs (services, pids, the release, restarts) is published 
 every second and answered on the socket for the Restart Services page. The supervisor's own
 code is the checkout it was started from; an update replaces the services' code, not the
 supervisor's.
+
+The HA pair's keepalived, conntrackd and vrrp-notify are services like the others: the ha
+app writes <data>/ha and asks {"start": "conntrackd"}, {"start": "vrrp-notify"}, {"start":
+"keepalived"} (core.workers.ask_supervisor), and stops them in the reverse order to break the
+pair; a start without <data>/ha/keepalived.conf fails, and says so, as "not configured".
 """
 
 import contextlib

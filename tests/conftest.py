@@ -74,6 +74,48 @@ def lab():
         yield built
 
 
+@pytest.fixture
+def pair_lab():
+    """A fresh HA-pair lab (Lab(pair=True): lb and lb2 on a shared client segment), always
+    removed, also when the test fails."""
+    needs_root()
+    with Lab(unique_test_prefix(), pair=True) as built:
+        yield built
+
+
+@pytest.fixture(scope="module")
+def appliance_pair():
+    """Two whole appliances over one pair lab, as `make demo` runs them: (primary, secondary),
+    the primary's Stack in the lab's lb namespace (198.51.100.1:9443), the secondary's in lb2
+    (198.51.100.2:9443), each with its own data directory, Redis, workers (ready) and
+    supervisor (in a thread), and a host port forwarded to each WebUI (`stack.https_port` on
+    127.0.0.1). keepalived and conntrackd do not run until a test writes <data>/ha and asks
+    a supervisor to start them. Everything is stopped and removed at the end of the module,
+    also when a test or the start fails."""
+    with running_pair() as pair:
+        yield pair
+
+
+@contextlib.contextmanager
+def running_pair():
+    needs_root()
+    data_dirs = [Path(tempfile.mkdtemp(prefix=f"lbadmin-pair-{name}-"))
+                 for name in ("primary", "secondary")]
+    try:
+        with Lab(unique_test_prefix(), pair=True) as lab, \
+                Stack(data_dirs[0], lab, https_port=free_port(),
+                      listen_address="127.0.0.1") as primary, \
+                Stack(data_dirs[1], lab, https_port=free_port(), listen_address="127.0.0.1",
+                      lab_role="lb2") as secondary:
+            primary.wait_for_workers()
+            secondary.wait_for_workers()
+            with supervising(primary), supervising(secondary):
+                yield primary, secondary
+    finally:
+        for data_dir in data_dirs:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def appliance_stack():
     """The whole appliance, as `make demo` runs it, over a lab and a fresh data directory:

@@ -3,6 +3,12 @@
 Exactly one process runs this (the `dataplane` queue, one task at a time), so `_live` — the
 Ruleset this process last put in the kernel — is the truth unless someone edits nftables by
 hand, which View Configuration detects (drift) and a reconcile repairs.
+
+In an HA pair (core.pairing has an address owner: keepalived) the worker places no VIP or
+floating IP itself: it hands the set to the owner, which holds it on the active node only, and
+removes the addresses it placed itself before (an appliance that was standalone until now), so
+it never fights keepalived. Both nodes hold the same ruleset (plus the pair's `ct state invalid`
+drop), whichever is active.
 """
 
 import logging
@@ -10,7 +16,7 @@ import time
 
 from django.db import transaction
 
-from core import health
+from core import health, pairing
 from network import netlink
 
 from .. import runtime
@@ -32,13 +38,27 @@ def forget_live():
     _live, _unplaced, _uncut, _full_due = None, [], set(), False
 
 
-def desired_ruleset():
-    """Read the configuration and runtime state in one consistent snapshot; render it."""
+def desired_ruleset(owner=None):
+    """Read the configuration and runtime state in one consistent snapshot; render it (as a
+    pair's node when `owner`, the pair's address owner, is given)."""
     with transaction.atomic():
         generation = ConfigGeneration.current()
         state = desired.from_database(runtime.read_overloaded(), runtime.read_connections(),
                                       health.down_servers_or_stored())
-    return generation, render(state)
+    return generation, render(state, pair=owner is not None)
+
+
+def place_addresses(rules, owner):
+    """Put the VIPs and floating IPs where they belong: on this node's interfaces when it is
+    standalone; handed to the pair's owner (keepalived) otherwise, after removing those the
+    worker placed itself (marked FLOATING_PROTO / VIP_PROTO: never the admin's, never
+    keepalived's). Returns the addresses that could not be placed."""
+    if owner is None:
+        return netlink.place_addresses(rules.floating_ips, netlink.FLOATING_PROTO) \
+            + netlink.ensure_vips(rules.vips)
+    netlink.place_addresses((), netlink.FLOATING_PROTO)
+    netlink.ensure_vips(())
+    return list(owner.hand_over(rules.floating_ips, rules.vips))
 
 
 def apply_dataplane(full=False):
@@ -55,16 +75,17 @@ def apply_dataplane(full=False):
     started = time.perf_counter()
     generation, applied, stage = None, False, "reading the desired state"
     try:
-        generation, rules = desired_ruleset()
-        full = full or _full_due or _live is None
+        owner = pairing.address_owner()
+        generation, rules = desired_ruleset(owner)
+        # becoming a pair's node, or standalone again, changes the table's base: full
+        full = full or _full_due or _live is None or _live.pair != rules.pair
         script = full_script(rules) if full else diff_script(_live, rules)
         # VIP addresses go before the rules that answer for them; they are read back from the
         # kernel only when the set of VIPs changes (or one could not be placed yet).
-        stage = "placing addresses"
+        stage = "placing addresses" if owner is None else "handing addresses to the HA pair"
         if full or rules.vips != _live.vips or rules.floating_ips != _live.floating_ips \
                 or _unplaced:
-            _unplaced = netlink.place_addresses(rules.floating_ips, netlink.FLOATING_PROTO) \
-                + netlink.ensure_vips(rules.vips)
+            _unplaced = place_addresses(rules, owner)
         stage = "applying the ruleset"
         if script:
             nft.apply(script)
@@ -116,7 +137,7 @@ def _failed(generation, stage, applied, full, error):
 def compare_live():
     """{'live', 'desired', 'matches'}: the kernel's listing of lbadmin's table against the one
     the configuration asks for, both as the kernel lists them."""
-    _generation, rules = desired_ruleset()
+    _generation, rules = desired_ruleset(pairing.address_owner())
     want = nft.without_runtime_content(nft.canonical(full_script(rules)))
     have = nft.list_table()
     have_clean = nft.without_runtime_content(have) if have is not None else None

@@ -13,6 +13,12 @@ The shape (DESIGN.md, after nftlb and kube-proxy), all in lbadmin's own `table i
   A server with a maximum has `lim_<mark>` (`ct count over N drop`) behind the `limits` map.
 - `nat_prerouting`: `dnat` to the mark's address (and port, when the real server has one).
 - `nat_postrouting`: masquerade connections whose mark carries MASQ_BIT (MASQ fallback).
+- in an HA pair only, `pair_input` (input, filter): drops packets of unknown connections
+  (`ct state invalid`) to the VIPs (set `pair_vips`). After a takeover keepalived puts the VIPs
+  up before conntrackd has committed the peer's connections (8-46 ms, ha-recipe.md F5): a
+  mid-stream packet in that window would reach the local VIP and be answered with an RST; dropped,
+  it is retransmitted and finds the committed connection. A standalone appliance renders
+  exactly what it did before.
 
 A Halt or a Drain changes only map elements; the difference of two Rulesets is one short
 script, still applied as one transaction. All maps are global, so their number does not grow
@@ -56,6 +62,15 @@ BASE = f"""table {TABLE} {{
 }}
 """
 GLOBAL_MAPS = ("services", "rs_addr", "rs_addr_port", "sticky", "limits", "sched")
+PAIR_BASE = f"""table {TABLE} {{
+\tset pair_vips {{ type ipv4_addr; }}
+\tchain pair_input {{
+\t\ttype filter hook input priority filter; policy accept;
+\t\tct state invalid ip daddr @pair_vips drop
+\t}}
+}}
+"""
+PAIR_SET = "pair_vips"
 
 
 @dataclass
@@ -67,6 +82,7 @@ class Ruleset:
     cut_marks: frozenset = frozenset()  # halted pairs: their open connections are cut
     vips: frozenset = frozenset()
     floating_ips: frozenset = frozenset()
+    pair: bool = False  # an HA pair's node: PAIR_BASE too (a change of it needs a full apply)
 
 
 def mark(value):
@@ -120,8 +136,9 @@ def port_key(low, high):
     return str(low) if low == high else f"{low}-{high}"
 
 
-def render(desired):
-    rules = Ruleset()
+def render(desired, pair=False):
+    """`pair`: this appliance is a node of an HA pair (core.pairing has an address owner)."""
+    rules = Ruleset(pair=pair)
     maps = {name: {} for name in GLOBAL_MAPS}
     cut, vips = set(), set()
     for service in desired.services:
@@ -133,6 +150,8 @@ def render(desired):
             maps[name].update(items)
         cut.update(service_cut)
         vips.add(service.vip)
+    if pair:
+        maps[PAIR_SET] = {vip: None for vip in sorted(vips) if ":" not in vip}
     rules.elements = maps
     rules.cut_marks = frozenset(cut)
     rules.vips = frozenset(vips)
@@ -202,6 +221,8 @@ def full_script(rules):
     `table` first because `delete table` fails on an absent table.
     """
     lines = [f"table {TABLE}", f"delete table {TABLE}", BASE.rstrip("\n")]
+    if rules.pair:
+        lines += [PAIR_BASE.rstrip("\n")]
     lines += [f"add chain {TABLE} {name}" for name in rules.chains]
     for name, elements in rules.elements.items():
         lines += _element_lines("add", name, elements)
@@ -213,8 +234,11 @@ def full_script(rules):
 def diff_script(old, new):
     """The statements that turn `old` into `new`, in an order nft accepts in one transaction.
 
-    Returns "" when nothing differs.
+    Returns "" when nothing differs. `old` and `new` are both of a pair or both not: a change of
+    that takes a full script.
     """
+    if old.pair != new.pair:
+        raise ValueError("a change between standalone and pair needs a full apply")
     lines = [f"add chain {TABLE} {name}" for name in new.chains.keys() - old.chains.keys()]
     # chains whose rules change or that go are emptied first; a verdict element may still
     # point at a chain about to go, so elements go before chains

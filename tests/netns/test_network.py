@@ -186,3 +186,17 @@ def test_a_confirmed_change_is_kept(bare_lab, redis_server):
     assert "198.51.100.2/24" in lb_addresses(bare_lab)
     assert "198.51.100.1" not in lb_addresses(bare_lab)
     assert NetworkConfiguration.load().interfaces == after["interfaces"]
+
+
+def test_applying_local_configuration_leaves_the_ha_pairs_addresses_alone(bare_lab):
+    """keepalived (ha.render) labels the VIPs and floating IPs it holds "<device>:ha": they are
+    not the administrator's, so applying Local Configuration never removes them (it did, on
+    every change replicated to an active Secondary, which then lost the pair's addresses)."""
+    subprocess.run(["ip", "-n", bare_lab.ns("lb"), "addr", "add", f"{FLOATING_IP}/32", "dev",
+                    "eth0", "label", "eth0:ha"], check=True)
+    apply(bare_lab, {"interfaces": {"eth0": {"addresses": ["192.0.2.1/24"], "mtu": 1500}}})
+    assert f"{FLOATING_IP}/32" in lb_addresses(bare_lab)
+    with inside(bare_lab.ns("lb")):
+        assert netlink.read_interfaces(["eth0"])["eth0"]["addresses"] == ["192.0.2.1/24"]
+        [eth0] = [link for link in netlink.list_interfaces() if link["name"] == "eth0"]
+    assert {"cidr": f"{FLOATING_IP}/32", "role": "pair"} in eth0["marked"]

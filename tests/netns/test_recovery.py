@@ -5,7 +5,6 @@ the kernel while Redis is down (the dataplane worker watches the generation in t
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -17,6 +16,7 @@ from redis.retry import Retry
 
 from lab import SECONDARY_ADDRESS, VIP
 from tests.conftest import running_stack
+from tests.stacks import in_stack, wait_for
 
 from .test_stack import https_get
 from .traffic import ask
@@ -52,24 +52,8 @@ SET_STATE = textwrap.dedent("""
 """)
 
 
-def in_stack(stack, code, *args, timeout=120):
-    """Python with Django set up on the stack's own data directory (the services' database),
-    as a process of the appliance would run it."""
-    script = "import django; django.setup()\n" + code
-    result = subprocess.run([sys.executable, "-c", script, *map(str, args)],
-                            cwd=stack.code_dir, env=stack.code_env(), capture_output=True,
-                            text=True, timeout=timeout)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout.strip()
 
 
-def wait_for(probe, timeout, every=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(every)
 
 
 def live_table(stack):
@@ -100,6 +84,13 @@ def kill(stack, name):
     pid = stack.processes[name].pid
     os.killpg(pid, signal.SIGKILL)
     return pid
+
+
+def restarted(stack, name, old_pid):
+    """Whether `name` runs again under a new pid (the supervisor's restart takes it out of the
+    table for a moment, so it may be missing)."""
+    process = stack.processes.get(name)
+    return process is not None and process.pid != old_pid and process.poll() is None
 
 
 def halt_with_redis_down(stack, server):
@@ -162,8 +153,7 @@ def test_a_killed_dataplane_worker_is_restarted_and_the_kernel_ends_equal_to_the
     time.sleep(0.8)
     old = kill(stack, "worker-dataplane")
     burst.join(timeout=120)
-    assert wait_for(lambda: stack.processes["worker-dataplane"].pid != old
-                    and stack.processes["worker-dataplane"].poll() is None, 30)
+    assert wait_for(lambda: restarted(stack, "worker-dataplane", old), 30)
     stack.wait_for_workers(timeout=60)
     assert wait_for(lambda: comparison(stack)["matches"], 30, every=0.5)
     assert served_by(stack) == "primary"  # the burst ended on online
@@ -171,7 +161,7 @@ def test_a_killed_dataplane_worker_is_restarted_and_the_kernel_ends_equal_to_the
 
 def test_a_killed_webui_answers_again(stack):
     old = kill(stack, "web")
-    assert wait_for(lambda: stack.processes["web"].pid != old, 30)
+    assert wait_for(lambda: restarted(stack, "web", old), 30)
 
     def answers():
         try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import LB_EXTERNAL_ADDRESS, existing_namespaces, unique_test_prefix
+from lab import LB2_EXTERNAL_ADDRESS, LB_EXTERNAL_ADDRESS, existing_namespaces, unique_test_prefix
 from tests.conftest import free_port, needs_root
 
 pytestmark = pytest.mark.netns
@@ -121,12 +121,18 @@ def data_dir():
     path = Path(tempfile.mkdtemp(prefix="lbadmin-demo-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(f"{path}-secondary", ignore_errors=True)  # the demo's second appliance's
 
 
 def test_make_demo_prints_the_url_and_password_and_ctrl_c_removes_everything(data_dir):
     needs_root()
     prefix = unique_test_prefix()
     port = free_port()
+    while True:  # the secondary appliance's host port is the next one
+        if free_port(port + 1) == port + 1:
+            break
+        port = free_port()
+    secondary_dir = Path(f"{data_dir}-secondary")
     env = {**os.environ, "LBADMIN_DATA_DIR": str(data_dir), "LBADMIN_HTTPS_PORT": str(port),
            "LBADMIN_LISTEN_ADDRESS": "127.0.0.1", "LBADMIN_LAB_PREFIX": prefix}
     env.pop("LBADMIN_PASSWORD", None)
@@ -134,7 +140,7 @@ def test_make_demo_prints_the_url_and_password_and_ctrl_c_removes_everything(dat
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         printed = []
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180  # two appliances start, one after the other
         while time.monotonic() < deadline:
             line = demo.stdout.readline()
             assert line, "the demo ended early:\n" + "".join(printed)
@@ -149,12 +155,23 @@ def test_make_demo_prints_the_url_and_password_and_ctrl_c_removes_everything(dat
         assert "user:     loadbalancer" in text
         password = next(line.split()[1] for line in printed if "password:" in line)
         assert len(password) >= 20
+        # the pair's second appliance: its own host port, own address, own password and data
+        assert f"https://127.0.0.1:{port + 1}/lbadmin/" in text
+        own_2 = f"https://{LB2_EXTERNAL_ADDRESS}:9443/lbadmin/"
+        assert f"ip netns exec {prefix}client curl -k {own_2}login/" in text
+        passwords = [line.split()[1] for line in printed if "password:" in line]
+        assert len(passwords) == 2 and len(passwords[1]) >= 20 and passwords[0] != passwords[1]
+        assert text.count("user:     loadbalancer") == 2
+        assert f"data and logs: {secondary_dir}" in text
         assert all(f"{prefix}{role}" in existing_namespaces()
-                   for role in ("client", "lb", "primary", "secondary"))
+                   for role in ("client", "lb", "lb2", "front", "primary", "secondary"))
         assert "Log in" in https_get(port, "/lbadmin/login/")
-        assert "Log in" in https_get_from(["ip", "netns", "exec", f"{prefix}client"],
-                                          LB_EXTERNAL_ADDRESS, 9443, "/lbadmin/login/")
+        assert "Log in" in https_get(port + 1, "/lbadmin/login/")
+        for address in (LB_EXTERNAL_ADDRESS, LB2_EXTERNAL_ADDRESS):
+            assert "Log in" in https_get_from(["ip", "netns", "exec", f"{prefix}client"],
+                                              address, 9443, "/lbadmin/login/")
         assert processes_using(data_dir)
+        assert processes_using(secondary_dir)
     finally:
         demo.send_signal(signal.SIGINT)
         try:
@@ -166,3 +183,4 @@ def test_make_demo_prints_the_url_and_password_and_ctrl_c_removes_everything(dat
     assert "all processes stopped, lab removed" in demo.stdout.read()
     assert not [name for name in existing_namespaces() if name.startswith(prefix)]
     assert processes_using(data_dir) == []
+    assert processes_using(secondary_dir) == []

@@ -14,7 +14,7 @@ import pytest
 from maintenance import updates
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ("appliance", "core", "network", "clusters", "healthchecks", "maintenance",
+SHIPPED = ("appliance", "core", "network", "clusters", "healthchecks", "maintenance", "ha",
            "reports", "runner")
 
 

@@ -29,6 +29,13 @@ EXPECTED_QUEUE = {
     "maintenance.tasks.scheduled_backup": "maintenance",
     "maintenance.tasks.install_update": "maintenance",
     "maintenance.tasks.check_for_update": "maintenance",
+    # the HA pair: outbound HTTPS to the other node, never in a web request
+    "ha.tasks.pair": "maintenance",
+    "ha.tasks.break_pair": "maintenance",
+    "ha.tasks.replicate_now": "maintenance",
+    "ha.tasks.catch_up": "maintenance",
+    # the split-brain guard's ARP probes need CAP_NET_RAW in the appliance's namespace
+    "ha.tasks.guard_split_brain": "checks",
 }
 
 

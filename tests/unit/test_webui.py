@@ -100,7 +100,7 @@ def test_every_menu_page_opens_with_its_title(browser, redis_down, title, url):
 
 
 def test_a_page_not_built_says_so_and_shows_no_data(browser):
-    response = browser.get(reverse("cluster:ha"))
+    response = browser.get(reverse("local:snmp"))
     assert b"Not built yet." in response.content
     assert b"<table" not in response.content
 

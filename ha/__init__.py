@@ -1,0 +1,1 @@
+"""High-Availability Configuration: the clustered pair (keepalived + conntrackd)."""
