@@ -27,6 +27,9 @@ app.conf.update(
         # live connection counts: Conns on System Overview, maximum connections, least-conn
         "sample-connections": {"task": "clusters.tasks.sample_connections", "schedule": 2.0,
                                "options": {"expires": 2.0}},
+        # traffic counters and system figures for Reports › Graphs, Traffic Rate and /metrics
+        "sample-traffic": {"task": "reports.tasks.sample_traffic", "schedule": 5.0,
+                           "options": {"expires": 5.0}},
         "scheduled-backup": {"task": "maintenance.tasks.scheduled_backup",
                              "schedule": crontab(hour=3, minute=17)},
         # Online Update: does the update server offer a newer release? (off: Physical –

@@ -104,7 +104,7 @@ def content_security_policy(get_response):
 
 
 # Elements that refresh themselves (htmx polling): their requests are not the user's activity.
-POLLING_ELEMENTS = {"layer4", "service-status", "apply-status"}
+POLLING_ELEMENTS = {"layer4", "service-status", "apply-status", "system-log"}
 
 
 def is_polling(request):

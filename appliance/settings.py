@@ -172,6 +172,13 @@ NETWORK_CONFIRM_SECONDS = env.integer("LBADMIN_NETWORK_CONFIRM_SECONDS", 60, 5, 
 BACKUP_DIR = DATA_DIR / "backups"
 BACKUPS_KEPT = env.integer("LBADMIN_BACKUPS_KEPT", 14, 1, 1000)
 UPDATE_ALLOW_LOOPBACK = env.boolean("LBADMIN_UPDATE_ALLOW_LOOPBACK", False)  # on 127/8, ::1
+# Where Support > Contact Us and Useful Links send people: the project's page (its issue
+# tracker is there). By default the appliance's own copy of the README.
+LBADMIN_PROJECT_URL = env.text("LBADMIN_PROJECT_URL", "/lbadmin/support/documentation/")
+if not LBADMIN_PROJECT_URL.startswith(("/", "https://", "http://")) or \
+        any(c in LBADMIN_PROJECT_URL for c in "\"'<> "):
+    raise env.ConfigurationError(f"LBADMIN_PROJECT_URL={LBADMIN_PROJECT_URL!r}: expected a "
+                                 "path starting with / or an http(s):// URL")
 LOG_DIR = DATA_DIR / "logs"
 UPLOAD_DIR = DATA_DIR / "uploads"
 LOG_DIR.mkdir(exist_ok=True)

@@ -13,6 +13,7 @@ from healthchecks.urls import script_patterns
 from maintenance import views as maintenance_views
 from maintenance.urls import maintenance_patterns
 from network.urls import local_patterns
+from reports.metrics import metrics
 from reports.urls import logs_patterns, reports_patterns, support_patterns, view_patterns
 
 from . import views
@@ -50,4 +51,6 @@ lbadmin_patterns = [
 urlpatterns = [
     path("", login_not_required(RedirectView.as_view(url="/lbadmin/", permanent=False))),
     path("lbadmin/", include(lbadmin_patterns)),
+    # Prometheus, on the WebUI's port: its own bearer token, not the admin session
+    path("metrics", metrics, name="metrics"),
 ]

@@ -262,3 +262,33 @@ def addresses_held(address=None, kinds=None):
                                                                                 "address"):
             held.append(Holder(floating, FLOATING, "a floating IP", ("floating", fid)))
     return held
+
+
+class ApplyLogEntry(models.Model):
+    """Logs > Layer 4: one row per data-plane apply, written by the dataplane worker where it
+    records the result (clusters.runtime); the newest APPLY_LOG_KEPT rows are kept."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    generation = models.BigIntegerField(null=True)
+    ok = models.BooleanField(default=True)
+    mode = models.CharField(max_length=12, blank=True)  # full / difference ("" unknown)
+    statements = models.PositiveIntegerField(null=True)
+    milliseconds = models.FloatField(null=True)
+    cut = models.CharField(max_length=500, blank=True)  # the marks whose connections were cut
+    warnings = models.TextField(blank=True)  # one per line
+    stage = models.CharField(max_length=100, blank=True)  # what failed: "applying the ruleset"
+    error = models.TextField(blank=True)  # the kernel's (or other) words of a failure
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"apply of generation {self.generation}: {'ok' if self.ok else 'failed'}"
+
+    @property
+    def warning_lines(self):
+        return [line for line in self.warnings.splitlines() if line]
+
+    @property
+    def cut_marks(self):
+        return [int(mark) for mark in self.cut.split() if mark.isdigit()]

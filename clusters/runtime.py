@@ -8,8 +8,11 @@ import time
 from dataclasses import dataclass
 
 import redis
+from django.db import transaction
 
 from core.runtime import redis_client
+
+from .models import ApplyLogEntry
 
 log = logging.getLogger("lbadmin.dataplane")
 # Results of applies made while Redis was down, in order, written once it answers again
@@ -96,12 +99,39 @@ def flush_pending():
     return True
 
 
-def record_applied(generation, mode, milliseconds, warnings=(), unplaced=()):
+def record_applied(generation, mode, milliseconds, warnings=(), unplaced=(), statements=None,
+                   cut=()):
     _record("applied", generation, mode, milliseconds, tuple(warnings), tuple(unplaced))
+    # after Redis: the WebUI's "Applied" never waits on a busy database
+    log_apply(generation=generation, ok=True, mode=mode, milliseconds=milliseconds,
+              warnings=warnings, statements=statements, cut=cut)
 
 
-def record_failed(generation, error):
+def record_failed(generation, error, mode="", stage=""):
     _record("failed", generation, error)
+    log_apply(generation=generation, ok=False, mode=mode, stage=stage, error=error)
+
+
+# Logs > Layer 4 keeps this many applies (the newest); older rows are deleted as new ones come.
+APPLY_LOG_KEPT = 5000
+
+
+def log_apply(generation, ok, mode="", milliseconds=None, warnings=(), statements=None, cut=(),
+              stage="", error=""):
+    """One row of Logs > Layer 4. Never raises: the apply happened (or failed) whatever the
+    database does; a row that cannot be written is logged and forgotten."""
+    try:
+        with transaction.atomic():  # a savepoint inside a caller's transaction
+            entry = ApplyLogEntry.objects.create(
+                generation=generation, ok=ok, mode=mode or "",
+                milliseconds=None if milliseconds is None else round(milliseconds, 1),
+                warnings="\n".join(warnings), statements=statements,
+                cut=" ".join(str(mark) for mark in cut)[:500], stage=stage[:100],
+                error=error or "")
+            ApplyLogEntry.objects.filter(id__lte=entry.id - APPLY_LOG_KEPT).delete()
+    except Exception as problem:  # noqa: BLE001 - the log must never make an apply fail
+        log.warning("apply of generation %s not written to Logs > Layer 4: %s", generation,
+                    problem)
 
 
 def _write_applied(generation, mode, milliseconds, warnings=(), unplaced=()):
@@ -149,6 +179,24 @@ def read_connections(client=None):
     _last_connections = {int(mark): count for mark, count in json.loads(raw)["counts"].items()} \
         if raw else {}
     return dict(_last_connections)
+
+
+CONNECTION_STATES_KEY = "lbadmin:dataplane:connection-states"
+
+
+def record_connection_states(tally):
+    """Reports › Layer 4 Status's figures: {mark: {"active", "inactive", "closed"}} from the
+    sampler's reading of conntrack (clusters.dataplane.conntrack.tally_lines)."""
+    redis_client().set(CONNECTION_STATES_KEY, json.dumps({"at": time.time(), "marks": tally}))
+
+
+def read_connection_states(client=None):
+    """(when sampled, {mark: {"active", "inactive", "closed"}}); (0, {}) if never sampled."""
+    raw = (client or redis_client()).get(CONNECTION_STATES_KEY)
+    if not raw:
+        return 0.0, {}
+    data = json.loads(raw)
+    return data["at"], {int(mark): counts for mark, counts in data["marks"].items()}
 
 
 def read_overloaded(client=None):

@@ -171,8 +171,10 @@ def sample_connections():
     is read through netlink), in the appliance's namespace: count open connections
     per (service, server) mark; re-apply when a server crosses its limits, or when a
     least-connection service may need new shares."""
-    counts = conntrack.count_by_mark()
+    tally = conntrack.count_by_mark_and_state()  # one reading of the table for both
+    counts = conntrack.open_counts(tally)
     runtime.record_connections(counts)
+    runtime.record_connection_states(tally)
     limits = {rs.id: (rs.min_connections, rs.max_connections)
               for rs in RealServer.objects.filter(max_connections__gt=0)}
     before = runtime.read_overloaded()

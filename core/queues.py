@@ -16,6 +16,10 @@ TASK_ROUTES = {
     "network.tasks.*": {"queue": "dataplane"},
     "core.tasks.beat_heartbeat": {"queue": "maintenance"},
     "clusters.tasks.*": {"queue": "dataplane"},
+    # the graphs' sampler reads nftables' counters (CAP_NET_ADMIN) in the appliance's namespace
+    "reports.tasks.sample_traffic": {"queue": "dataplane"},
+    # Layer 4 Current Connections: conntrack's listing (CAP_NET_ADMIN), filtered and paged there
+    "reports.tasks.list_connections": {"queue": "dataplane"},
     "healthchecks.tasks.*": {"queue": "checks"},
     "maintenance.tasks.*": {"queue": "maintenance"},
     # the HA pair's split-brain guard: ARP probes (CAP_NET_RAW) in the appliance's namespace

@@ -6,6 +6,7 @@ back on any failure. A worker cannot do that last part: it would be stopping its
 """
 
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -13,6 +14,7 @@ import sys
 import tarfile
 import tempfile
 import tomllib
+from importlib import metadata
 from pathlib import Path
 
 from django.conf import settings
@@ -49,20 +51,28 @@ def stage(archive_path, version):
 
 
 def check_dependencies(release):
-    """An update replaces code, not the virtualenv: a release pinning other packages than the
-    running one is refused, naming them."""
-    def pins(root):
-        with open(Path(root) / "pyproject.toml", "rb") as handle:
-            return set(tomllib.load(handle)["project"]["dependencies"])
-
+    """An update replaces code, not the virtualenv: every package the release pins must be
+    installed here already, at that version; else it is refused, naming what is missing."""
     try:
-        wanted, installed = pins(release), pins(settings.BASE_DIR)
+        with open(Path(release) / "pyproject.toml", "rb") as handle:
+            wanted = tomllib.load(handle)["project"]["dependencies"]
     except (OSError, KeyError, tomllib.TOMLDecodeError) as error:
         raise UpdateError(f"the release's pyproject.toml cannot be read ({error})") from None
-    if wanted != installed:
+    missing = sorted(pin for pin in wanted if not installed(pin))
+    if missing:
         raise UpdateError("the release needs Python packages this appliance does not have: "
-                          f"{', '.join(sorted(wanted - installed)) or 'fewer packages'} "
-                          "(install it from a new appliance image instead)")
+                          f"{', '.join(missing)} (install it from a new appliance image "
+                          "instead)")
+
+
+def installed(pin):
+    """Whether a pin such as "celery[redis]==5.7.0" is installed at exactly that version."""
+    name, _, version = pin.partition("==")
+    name = re.split(r"[\[;\s]", name.strip(), maxsplit=1)[0]
+    try:
+        return bool(version) and metadata.version(name) == version.split(";")[0].strip()
+    except metadata.PackageNotFoundError:
+        return False
 
 
 def check_migrations(release):

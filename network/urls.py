@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import graphing, views
 
 # Under Local Configuration (the "local" namespace)
 local_patterns = [
@@ -11,4 +11,5 @@ local_patterns = [
          name="network-confirm-wait"),
     path("routing/", views.routing, name="routing"),
     path("hostname-dns/", views.hostname_dns, name="hostname-dns"),
+    path("graphing/", graphing.graphing, name="graphing"),
 ]

@@ -22,6 +22,7 @@ import os
 import queue
 import socketserver
 import sqlite3
+import stat
 import subprocess
 import sys
 import threading
@@ -107,6 +108,68 @@ RESTART_DELAY_MAX = 30.0
 REQUEST_KINDS = ("restart", "stop", "start", "switch")
 
 
+# Logs: every <data>/logs/*.out and *.log past LOG_ROTATE_BYTES is rotated, copytruncate: its
+# content is copied to <name>.1 (.1 -> .2 -> .3, LOGS_KEPT kept) and the file itself is
+# truncated in place, so the services keep writing to the descriptor they opened with O_APPEND
+# (the stack opens their output "ab"; Django's WatchedFileHandler appends too). Checked every
+# LOG_ROTATE_EVERY seconds by the watch loop. Lines written between the copy and the
+# truncation (microseconds) are lost, as with logrotate's copytruncate.
+LOG_ROTATE_BYTES = 10 * 1024 * 1024
+LOGS_KEPT = 3
+LOG_ROTATE_EVERY = 10.0
+LOG_PATTERNS = ("*.out", "*.log")
+
+
+def _open_own(path, flags):
+    """A file in the service user's directory, opened by root without following a link that
+    user may have put there."""
+    return os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
+
+
+def rotate_logs(log_dir, max_bytes=LOG_ROTATE_BYTES, keep=LOGS_KEPT, give=None):
+    """Rotate the logs in `log_dir` larger than `max_bytes` (copytruncate, `keep` old ones);
+    `give(path)` hands each new file to the service user. Returns what it did, in words.
+    Links and files with several names are left alone (the directory is the service user's;
+    this runs as root)."""
+    done = []
+    log_dir = Path(log_dir)
+    paths = sorted({path for pattern in LOG_PATTERNS for path in log_dir.glob(pattern)})
+    for path in paths:
+        try:
+            info = path.lstat()
+            if not stat.S_ISREG(info.st_mode) or info.st_size <= max_bytes:
+                continue
+            if info.st_nlink != 1:
+                done.append(f"not rotating logs/{path.name}: it has {info.st_nlink} names")
+                continue
+            for n in range(keep, 1, -1):  # .2 -> .3, .1 -> .2 (the oldest is replaced)
+                older = path.with_name(f"{path.name}.{n - 1}")
+                if older.exists() or older.is_symlink():
+                    os.replace(older, path.with_name(f"{path.name}.{n}"))
+            copy = path.with_name(f"{path.name}.1.tmp")
+            with contextlib.suppress(FileNotFoundError):
+                copy.unlink()
+            source = _open_own(path, os.O_RDWR)
+            try:
+                target = _open_own(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+                try:
+                    while chunk := os.read(source, 1 << 20):  # to the end, new lines included
+                        os.write(target, chunk)
+                    os.ftruncate(source, 0)
+                finally:
+                    os.close(target)
+            finally:
+                os.close(source)
+            if give is not None:
+                give(copy)
+            os.replace(copy, path.with_name(f"{path.name}.1"))
+            done.append(f"rotated logs/{path.name} ({info.st_size / 1048576:.1f} MiB; "
+                        f"{keep} older kept)")
+        except OSError as error:
+            done.append(f"could not rotate logs/{path.name}: {error}")
+    return done
+
+
 def restart_delay(recent):
     """Seconds to wait before the restart that follows `recent` restarts in the window."""
     return min(RESTART_DELAY_MAX, 2.0 ** recent)
@@ -152,6 +215,7 @@ class Supervisor:
         self.state_lock = threading.Lock()
         self.stopping = threading.Event()
         self.log_path = stack.log_dir / "supervisor.log"
+        self.next_rotation = 0.0  # time.monotonic() of the next look at the logs' sizes
 
     @property
     def socket_path(self):
@@ -247,6 +311,10 @@ class Supervisor:
         backoff is over; past the limit, leave it down and say so. A stopped service is no
         longer in the stack's processes, so a stop is never fought."""
         now = time.monotonic()
+        if now >= self.next_rotation:
+            self.next_rotation = now + LOG_ROTATE_EVERY
+            for line in rotate_logs(self.stack.log_dir, give=self.stack.give):
+                self.log(line)
         with self.stack.lock:  # not while a restart or a switch-over is under way
             dead = self.stack.dead_pids()
         for name, (pid, status) in dead.items():

@@ -16,6 +16,9 @@ from maintenance import updates
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The migrations below follow the newest of clusters' (a new one there must not make two leaves).
+CLUSTERS_LATEST = sorted(p.stem for p in (ROOT / "clusters" / "migrations").glob("0*.py"))[-1]
+
 FAILING_MIGRATION = b'''from django.db import migrations
 
 
@@ -24,18 +27,18 @@ def fail(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("clusters", "0003_floatingip")]
+    dependencies = [("clusters", "LATEST")]
     operations = [migrations.RunPython(fail)]
-'''
+'''.replace(b"LATEST", CLUSTERS_LATEST.encode())
 
 # A migration that works: the table it makes shows whether a switch-back restored the database.
 PROBE_MIGRATION = b'''from django.db import migrations
 
 
 class Migration(migrations.Migration):
-    dependencies = [("clusters", "0003_floatingip")]
+    dependencies = [("clusters", "LATEST")]
     operations = [migrations.RunSQL("CREATE TABLE update_probe (id integer)")]
-'''
+'''.replace(b"LATEST", CLUSTERS_LATEST.encode())
 
 # A WebUI that cannot start: gunicorn exits when the application fails to import.
 BROKEN_WSGI = b'raise RuntimeError("this release cannot start its WebUI, on purpose")\n'

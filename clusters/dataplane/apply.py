@@ -107,7 +107,8 @@ def apply_dataplane(full=False):
     warnings = [f"No interface has a subnet holding {address}: add an address in that "
                 f"subnet under Network Interface Configuration." for address in _unplaced]
     # per address too, so System Overview can put the reason on the service's own row
-    runtime.record_applied(generation, mode, elapsed, warnings, unplaced=_unplaced)
+    runtime.record_applied(generation, mode, elapsed, warnings, unplaced=_unplaced,
+                           statements=script.count("\n"), cut=cut)
     log.info("generation %s applied (%s, %.1f ms, %d statements, cut %s)", generation, mode,
              elapsed, script.count("\n"), cut)
     return {"generation": generation, "ok": True, "mode": mode, "milliseconds": elapsed,
@@ -130,7 +131,8 @@ def _failed(generation, stage, applied, full, error):
         # Should the database not answer even this, the error escapes and, nothing being
         # recorded, the WebUI keeps saying "Applying…" and the sampler sends the apply again.
         generation = ConfigGeneration.current()
-    runtime.record_failed(generation, reason)
+    runtime.record_failed(generation, reason, mode="full" if full else "difference",
+                          stage=stage)
     return {"generation": generation, "ok": False, "error": reason, "stage": stage}
 
 

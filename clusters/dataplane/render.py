@@ -13,6 +13,12 @@ The shape (DESIGN.md, after nftlb and kube-proxy), all in lbadmin's own `table i
   A server with a maximum has `lim_<mark>` (`ct count over N drop`) behind the `limits` map.
 - `nat_prerouting`: `dnat` to the mark's address (and port, when the real server has one).
 - `nat_postrouting`: masquerade connections whose mark carries MASQ_BIT (MASQ fallback).
+- `count` (forward, filter): traffic counters per mark, for Reports and /metrics. Elements of
+  the dynamic sets `flows` (mark . direction: packets and bytes in = original, out = reply)
+  and `opened` (mark: new connections) are made by the packets themselves, each with its own
+  counter, so an apply never touches them (a Halt's difference stays a few elements) and a
+  sample reads only the pairs that carried traffic in the last hour (their timeout). A full
+  apply starts them from zero; the sampler takes a counter that went down as new.
 - in an HA pair only, `pair_input` (input, filter): drops packets of unknown connections
   (`ct state invalid`) to the VIPs (set `pair_vips`). After a takeover keepalived puts the VIPs
   up before conntrackd has committed the peer's connections (8-46 ms, ha-recipe.md F5): a
@@ -36,6 +42,7 @@ from .desired import MASQ_BIT, NONE_MARK, SERVICE_KEY_BIT
 TABLE = "ip lbadmin"
 CHUNK = 1000  # elements per statement: a statement of ~14,000 fails with ENOBUFS
 WLC_BUCKETS = 1000
+FLOW_ELEMENTS = 262144  # counted marks (x2 directions); past it a mark is not counted
 
 BASE = f"""table {TABLE} {{
 \tmap services {{ type ipv4_addr . inet_proto . inet_service : verdict; flags interval; }}
@@ -46,9 +53,17 @@ BASE = f"""table {TABLE} {{
 \tmap sched {{ typeof ct mark . numgen inc mod 1 : ct mark; flags interval; }}
 \tmap persist {{ typeof ct mark . ip saddr : ct mark; size 1048576;
 \t\tflags dynamic,timeout; timeout 1h; }}
+\tset flows {{ typeof ct mark . ct direction; size {FLOW_ELEMENTS};
+\t\tflags dynamic,timeout; timeout 1h; counter; }}
+\tset opened {{ typeof ct mark; size {FLOW_ELEMENTS}; flags dynamic,timeout; timeout 1h; counter; }}
 \tchain schedule {{
 \t\ttype filter hook prerouting priority mangle; policy accept;
 \t\tct state new ip daddr . meta l4proto . th dport vmap @services
+\t}}
+\tchain count {{
+\t\ttype filter hook forward priority filter; policy accept;
+\t\tct mark != 0 update @flows {{ ct mark . ct direction }}
+\t\tct state new ct mark != 0 update @opened {{ ct mark }}
 \t}}
 \tchain nat_prerouting {{
 \t\ttype nat hook prerouting priority dstnat; policy accept;

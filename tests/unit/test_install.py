@@ -3,6 +3,7 @@ packages and its migrations on a copy of the database, hand over to the supervis
 switch-over itself is proven on a real stack: tests/browser/test_update.py.)"""
 
 import sqlite3
+import tomllib
 
 import pytest
 from django.db import connection
@@ -75,6 +76,19 @@ def test_a_release_needing_other_packages_is_refused_naming_them(key, tmp_path, 
     job.refresh_from_db()
     assert "needs Python packages this appliance does not have: left-pad==1.0" in job.log
     assert supervisor == []
+
+
+def test_the_dependency_check_reads_what_is_installed_not_the_running_releases_pins(tmp_path):
+    """A package the running release does not pin but the virtualenv has at that version is
+    no obstacle; another version of an installed package is (the virtualenv stays)."""
+    pins = tomllib.loads((releases.ROOT / "pyproject.toml").read_text())["project"]
+    django_pin = next(p for p in pins["dependencies"] if p.startswith("Django=="))
+    (tmp_path / "pyproject.toml").write_text(
+        f'[project]\ndependencies = ["{django_pin}", "pytest=={pytest.__version__}"]\n')
+    install.check_dependencies(tmp_path)
+    (tmp_path / "pyproject.toml").write_text('[project]\ndependencies = ["Django==1.0.0"]\n')
+    with pytest.raises(install.UpdateError, match="does not have: Django==1.0.0"):
+        install.check_dependencies(tmp_path)
 
 
 def test_without_a_supervisor_nothing_is_staged(key, tmp_path, monkeypatch):

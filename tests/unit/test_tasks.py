@@ -23,6 +23,8 @@ EXPECTED_QUEUE = {
     "clusters.tasks.apply_dataplane": "dataplane",
     "clusters.tasks.compare_live_ruleset": "dataplane",
     "clusters.tasks.sample_connections": "dataplane",  # conntrack needs CAP_NET_ADMIN
+    "reports.tasks.list_connections": "dataplane",  # conntrack's listing, CAP_NET_ADMIN
+    "reports.tasks.sample_traffic": "dataplane",  # nftables' counters, CAP_NET_ADMIN
     "healthchecks.tasks.dispatch": "checks",
     "healthchecks.tasks.run_check": "checks",
     "core.tasks.beat_heartbeat": "maintenance",
