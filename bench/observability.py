@@ -39,9 +39,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
 from lab import PRIMARY_ADDRESS, VIP  # noqa: E402
 from tests.conftest import running_stack  # noqa: E402
-from tests.netns.test_layer4_reports import CONNECTIONS, Session  # noqa: E402
+from tests.netns.test_layer4_reports import CONNECTIONS  # noqa: E402
 from tests.netns.test_recovery import PORT, SETUP, served_by  # noqa: E402
-from tests.stacks import in_stack, wait_for  # noqa: E402
+from tests.stacks import (  # noqa: E402
+    WebUISession,  # noqa: E402
+    in_stack,
+    wait_for,
+)
 
 ENTRIES = 100_000
 CLIENTS = 10  # 198.51.100.10 … 19
@@ -256,7 +260,8 @@ def main():
         assert wait_for(lambda: served_by(stack) == "primary", 20)
         load_s = load_connections(stack, server)
         print(f"loaded {ENTRIES} synthetic conntrack entries in {load_s:.1f} s")
-        web = Session(stack.https_port, stack.generated_password)
+        web = WebUISession(stack.https_port)
+        web.log_in(stack.generated_password)
         try:
             web.request("GET", CONNECTIONS)  # the session's first page: warm the worker
             first = timed(web, CONNECTIONS, ENTRIES)

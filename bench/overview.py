@@ -25,7 +25,6 @@ page and 2.3 s for the panel.
 """
 
 import html
-import http.client
 import json
 import os
 import random
@@ -33,7 +32,6 @@ import re
 import shutil
 import signal
 import socket
-import ssl
 import statistics
 import subprocess
 import sys
@@ -49,6 +47,7 @@ WORK = Path(tempfile.mkdtemp(prefix="lbadmin-bench-overview-"))
 
 from lab import PRIMARY_ADDRESS, SECONDARY_ADDRESS, VIP, Lab, unique_test_prefix
 from runner.stack import Stack
+from tests.stacks import WebUISession
 
 SERVICES = 1000
 VIEWERS = 20
@@ -90,73 +89,6 @@ def free_port():
         return probe.getsockname()[1]
 
 
-class Browser:
-    """One viewer: a session and a keep-alive HTTPS connection, sending what htmx sends."""
-
-    def __init__(self, port):
-        self.port = port
-        self.context = ssl.create_default_context()
-        self.context.check_hostname = False
-        self.context.verify_mode = ssl.CERT_NONE  # the appliance's self-signed certificate
-        self.cookies = {}
-        self.connection = None
-        self.base = f"https://127.0.0.1:{port}"
-
-    def request(self, method, path, body=None, headers=None):
-        """(status, body text, seconds) — one retry on a connection the server closed."""
-        headers = {"Host": f"127.0.0.1:{self.port}", **(headers or {})}
-        if self.cookies:
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        for attempt in range(2):
-            if self.connection is None:
-                self.connection = http.client.HTTPSConnection(
-                    "127.0.0.1", self.port, context=self.context, timeout=30)
-            started = time.perf_counter()
-            try:
-                self.connection.request(method, path, body=body, headers=headers)
-                response = self.connection.getresponse()
-                text = response.read().decode()
-            except (http.client.HTTPException, OSError):
-                self.connection.close()
-                self.connection = None
-                if attempt:
-                    raise
-                continue
-            elapsed = time.perf_counter() - started
-            for name, value in response.getheaders():
-                if name.lower() == "set-cookie":
-                    key, _, rest = value.partition("=")
-                    self.cookies[key] = rest.split(";")[0]
-            return response.status, text, elapsed
-        raise RuntimeError("unreachable")
-
-    def close(self):
-        if self.connection is not None:
-            self.connection.close()
-            self.connection = None
-
-    def log_in(self, password):
-        _status, page, _ = self.request("GET", "/lbadmin/login/")
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-        status, _, _ = self.request(
-            "POST", "/lbadmin/login/",
-            body=urllib.parse.urlencode({"username": "loadbalancer", "password": password,
-                                         "csrfmiddlewaretoken": token}),
-            headers={"Content-Type": "application/x-www-form-urlencoded",
-                     "Referer": f"{self.base}/lbadmin/login/"})
-        if status != 302:
-            raise RuntimeError(f"login answered {status}")
-
-    def htmx(self, method, path, trigger, body=None):
-        headers = {"HX-Request": "true", "HX-Trigger": trigger, "HX-Target": trigger,
-                   "HX-Current-URL": f"{self.base}/lbadmin/"}
-        if method == "POST":
-            headers.update({"X-CSRFToken": self.cookies["lbadmin_csrftoken"],
-                            "Referer": f"{self.base}/lbadmin/",
-                            "Content-Type": "application/x-www-form-urlencoded"})
-        return self.request(method, path, body=body, headers=headers)
-
-
 def poll_of(text):
     """The Layer 4 table's poll: its address (with the digest) and its interval."""
     match = re.search(r'<div id="layer4" hx-get="([^"]+)" hx-trigger="every (\d+)s"', text)
@@ -178,7 +110,7 @@ class Results:
 
 
 def viewer(number, port, password, results, stop, started):
-    browser = Browser(port)
+    browser = WebUISession(port)
     browser.log_in(password)
     started.wait()
     rng = random.Random(number)
@@ -219,7 +151,7 @@ def viewer(number, port, password, results, stop, started):
 
 
 def administrator(port, password, server_id, stop, started, results):
-    browser = Browser(port)
+    browser = WebUISession(port)
     browser.log_in(password)
     browser.request("GET", "/lbadmin/")
     started.wait()
@@ -246,7 +178,7 @@ def wait_until_applied(browser, timeout=60):
 
 
 def quiet_services_panel(port, password, count=20):
-    browser = Browser(port)
+    browser = WebUISession(port)
     browser.log_in(password)
     browser.htmx("GET", "/lbadmin/overview/services/", "service-status")
     timings = []
@@ -284,7 +216,7 @@ def main():
                     secondary=SECONDARY_ADDRESS)],
                 cwd=ROOT, env=env, check=True, capture_output=True, text=True,
             ).stdout.split()[-1]
-            first = Browser(port)
+            first = WebUISession(port)
             first.log_in(stack.generated_password)
             wait_until_applied(first)
             _status, page, _ = first.request("GET", "/lbadmin/?q=VNA")

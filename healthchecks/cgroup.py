@@ -22,20 +22,13 @@ import threading
 import time
 from pathlib import Path
 
+from core.cgroups import cgroup2_mount
+
 PARENT_NAME = "lbadmin-checks"
 _lock = threading.Lock()
 _state = {}  # "parent": Path, or "reason": why cgroups cannot be used (decided once)
 _numbers = itertools.count(1)
 
-
-def _mount_point():
-    """Where cgroup v2 is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified when hybrid)."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/mounts").read_text().splitlines():
-            fields = line.split()
-            if len(fields) > 2 and fields[2] == "cgroup2":
-                return Path(fields[1])
-    return None
 
 
 def usable():
@@ -57,7 +50,7 @@ def why_not():
 
 
 def _set_up():
-    mount = _mount_point()
+    mount = cgroup2_mount()
     if mount is None:
         raise RuntimeError("cgroup v2 is not mounted")
     parent = mount / PARENT_NAME

@@ -48,6 +48,7 @@ from celery import Celery
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from core.cgroups import cgroup2_mount
 from core.queues import TASK_ROUTES
 from core.runtime import (
     CONNTRACKD_CONF_NAME,
@@ -120,15 +121,6 @@ CHECKS_CGROUP = "lbadmin-checks"
 class StartError(RuntimeError):
     pass
 
-
-def cgroup2_mount():
-    """Where cgroup v2 is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified when hybrid)."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/mounts").read_text().splitlines():
-            fields = line.split()
-            if len(fields) > 2 and fields[2] == "cgroup2":
-                return Path(fields[1])
-    return None
 
 
 def service_account():

@@ -3,18 +3,13 @@ real connection held open from the lab's client through the VIP: the page reads 
 kernel's conntrack table (through the dataplane worker), names its real server by its mark,
 counts it, and loses it when Halt cuts that server's connections."""
 
-import html
-import http.client
 import re
-import ssl
-import time
-import urllib.parse
 
 import pytest
 
 from lab import PRIMARY_ADDRESS, VIP
 from tests.conftest import running_stack
-from tests.stacks import in_stack, wait_for
+from tests.stacks import WebUISession, in_stack, wait_for
 
 from .test_recovery import PORT, SET_STATE, SETUP, served_by
 from .traffic import HeldConnection
@@ -23,57 +18,6 @@ pytestmark = pytest.mark.netns
 CLIENT = "198.51.100.10"
 CONNECTIONS = "/lbadmin/reports/layer4-connections/"
 STATUS = "/lbadmin/reports/layer4-status/"
-
-
-class Session:
-    """A logged-in HTTPS session with the WebUI (one keep-alive connection, its cookies)."""
-
-    def __init__(self, port, password):
-        self.port = port
-        self.context = ssl.create_default_context()
-        self.context.check_hostname = False
-        self.context.verify_mode = ssl.CERT_NONE  # the appliance's self-signed certificate
-        self.cookies = {}
-        self.connection = None
-        self.base = f"https://127.0.0.1:{port}"
-        _status, page, _ = self.request("GET", "/lbadmin/login/")
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-        status, _, _ = self.request(
-            "POST", "/lbadmin/login/",
-            body=urllib.parse.urlencode({"username": "loadbalancer", "password": password,
-                                         "csrfmiddlewaretoken": token}),
-            headers={"Content-Type": "application/x-www-form-urlencoded",
-                     "Referer": f"{self.base}/lbadmin/login/"})
-        assert status == 302, f"login answered {status}"
-
-    def request(self, method, path, body=None, headers=None):
-        """(status, text, seconds)."""
-        headers = {"Host": f"127.0.0.1:{self.port}", **(headers or {})}
-        if self.cookies:
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        if self.connection is None:
-            self.connection = http.client.HTTPSConnection("127.0.0.1", self.port,
-                                                          context=self.context, timeout=60)
-        started = time.perf_counter()
-        self.connection.request(method, path, body=body, headers=headers)
-        response = self.connection.getresponse()
-        text = response.read().decode()
-        seconds = time.perf_counter() - started
-        for name, value in response.getheaders():
-            if name.lower() == "set-cookie":
-                key, _, rest = value.partition("=")
-                self.cookies[key] = rest.split(";")[0]
-        return response.status, text, seconds
-
-    def get(self, path, **params):
-        query = f"?{urllib.parse.urlencode(params)}" if params else ""
-        status, text, _ = self.request("GET", path + query)
-        assert status == 200, (status, text[:500])
-        return html.unescape(text)
-
-    def close(self):
-        if self.connection is not None:
-            self.connection.close()
 
 
 def connection_rows(page):
@@ -95,7 +39,8 @@ def test_a_held_connection_shows_with_its_real_server_and_goes_when_halt_cuts_it
     with running_stack() as stack:
         server = in_stack(stack, SETUP)
         assert wait_for(lambda: served_by(stack) == "primary", 20)
-        web = Session(stack.https_port, stack.generated_password)
+        web = WebUISession(stack.https_port)
+        web.log_in(stack.generated_password)
         try:
             with HeldConnection(stack.lab, VIP, PORT) as held:
                 assert held.greeting.startswith("primary")
