@@ -17,13 +17,6 @@ from runner.stack import Stack
 pytest_plugins = ["pytester"]
 
 
-def pytest_unconfigure(config):
-    from tests import settings
-
-    if settings.OWNED_DATA_DIR:
-        shutil.rmtree(settings.OWNED_DATA_DIR, ignore_errors=True)
-
-
 def needs_root():
     if os.geteuid() != 0:
         pytest.skip("needs root: network namespaces, nftables and real processes")
