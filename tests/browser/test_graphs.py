@@ -63,7 +63,9 @@ def expect_drawn(page, graph, range_name="hour", lines=True):
     expect(figure.locator("figcaption")).not_to_be_empty()
     expect(figure.locator("canvas")).to_have_count(1)
     if lines:
-        assert figure.evaluate(LINE_PIXELS) > 20, f"{graph}: nothing drawn on the canvas"
+        # Any coloured pixel is a series drawn (axes and grid are grey): on a stack a minute
+        # old a line may join two points 5 s apart on an hour's axis, a few pixels long.
+        assert figure.evaluate(LINE_PIXELS) > 0, f"{graph}: nothing drawn on the canvas"
 
 
 def test_graphs_draw_the_sampled_traffic_and_switch_ranges(guide_deployment, appliance_stack):
