@@ -52,11 +52,12 @@ def secondary_data_dir(data_dir):
 
 
 @contextlib.contextmanager
-def supervised_in_a_thread(stack):
-    """The secondary's supervisor: as the primary's, but in a thread of this process."""
+def supervised_in_a_thread(stack, name="secondary-supervisor"):
+    """A stack's supervisor in a thread of this process (the demo's secondary; the tests'
+    stacks), stopped when the block ends."""
     stop = threading.Event()
     thread = threading.Thread(target=Supervisor(stack).run, args=(stop,), daemon=True,
-                              name="secondary-supervisor")
+                              name=name)
     thread.start()
     try:
         yield

@@ -302,11 +302,18 @@ def fetch(url, limit, deadline, allow_loopback=None):
                 raw.close()
         except FetchError:
             raise
-        except (OSError, http.client.HTTPException, ValueError) as error:
-            clock.remaining()  # a timeout: say it was the deadline
-            raise FetchError(f"{current} cannot be fetched "
-                             f"({getattr(error, 'strerror', None) or error!r}).") from None
+        except TRANSPORT_ERRORS as error:
+            raise _failed(current, "cannot be fetched", error, clock) from None
     raise FetchError(f"{url} redirects more than {MAX_REDIRECTS} times.")
+
+
+TRANSPORT_ERRORS = (OSError, http.client.HTTPException, ValueError)
+
+
+def _failed(url, words, error, clock):
+    """The FetchError for a connection that broke; past the deadline, the clock says so."""
+    clock.remaining()  # raises the deadline's own FetchError when that was the cause
+    return FetchError(f"{url} {words} ({getattr(error, 'strerror', None) or error!r}).")
 
 
 class PinnedTLS:
@@ -348,7 +355,5 @@ def exchange(url, body, limit, deadline, headers=(), tls=None, allow_loopback=No
             raw.close()
     except FetchError:
         raise
-    except (OSError, http.client.HTTPException, ValueError) as error:
-        clock.remaining()
-        raise FetchError(f"{url} cannot be reached "
-                         f"({getattr(error, 'strerror', None) or error!r}).") from None
+    except TRANSPORT_ERRORS as error:
+        raise _failed(url, "cannot be reached", error, clock) from None

@@ -4,7 +4,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -136,19 +135,11 @@ def running_stack(https_port=None, **lab_options):
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-@contextlib.contextmanager
 def supervising(stack):
-    """The stack's supervisor in a thread, as `make demo` runs it in its main thread."""
-    from runner.supervisor import Supervisor
+    """The stack's supervisor in a thread, as `make demo` runs the secondary's."""
+    from lab.demo import supervised_in_a_thread
 
-    stop = threading.Event()
-    thread = threading.Thread(target=Supervisor(stack).run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=30)
+    return supervised_in_a_thread(stack, name="supervisor")
 
 
 SUITE_ORDER = {"unit": 0, "netns": 1, "browser": 2}
