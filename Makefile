@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # What the appliance runs on, plus what the lab, the tests and the browser need.
 DEBIAN_PACKAGES := python3 python3-venv iproute2 iputils-ping iputils-arping nftables conntrack \
-	keepalived conntrackd redis-server chromium acl
+	keepalived conntrackd redis-server chromium acl snmpd snmp snmptrapd chrony
 BENCH_PACKAGES := wrk nginx-light haproxy gcc libc6-dev
 
 .PHONY: demo test bench lint lab-down debian-packages venv service-user clean release release-version
@@ -18,7 +18,7 @@ debian-packages:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends $$missing >/dev/null; \
 		if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then \
-			systemctl disable --now keepalived conntrackd 2>/dev/null || true; fi; \
+			systemctl disable --now keepalived conntrackd snmpd snmptrapd 2>/dev/null || true; fi; \
 	fi
 
 # The virtualenv is rebuilt when pyproject.toml (the pins) changes.
