@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import graphing, views
+from . import graphing, licence, views
 
 # Under Local Configuration (the "local" namespace)
 local_patterns = [
@@ -12,4 +12,6 @@ local_patterns = [
     path("routing/", views.routing, name="routing"),
     path("hostname-dns/", views.hostname_dns, name="hostname-dns"),
     path("graphing/", graphing.graphing, name="graphing"),
+    path("license/", licence.license_key, name="license"),
+    path("portal/", licence.portal_management, name="portal"),
 ]
