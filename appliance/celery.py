@@ -30,6 +30,10 @@ app.conf.update(
         # traffic counters and system figures for Reports › Graphs, Traffic Rate and /metrics
         "sample-traffic": {"task": "reports.tasks.sample_traffic", "schedule": 5.0,
                            "options": {"expires": 5.0}},
+        # alerts queued by the checks, the applies, the supervisor (core.alerts): email,
+        # webhook, SNMP trap, from the maintenance worker (the one making outbound calls)
+        "deliver-alerts": {"task": "maintenance.tasks.deliver_alerts", "schedule": 2.0,
+                           "options": {"expires": 2.0}},
         "scheduled-backup": {"task": "maintenance.tasks.scheduled_backup",
                              "schedule": crontab(hour=3, minute=17)},
         # Online Update: does the update server offer a newer release? (off: Physical –

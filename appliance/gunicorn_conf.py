@@ -3,8 +3,8 @@
 Run as `gunicorn -c python:appliance.gunicorn_conf appliance.wsgi`.
 """
 
-from appliance import certificate
 from core import environment
+from maintenance import certificate
 
 _data_dir = environment.data_dir()
 _cert, _key = certificate.paths(_data_dir)
@@ -20,3 +20,13 @@ errorlog = "-"
 proc_name = "lbadmin-web"
 # gunicorn 27 opens a control socket in ~/.gunicorn by default, shared by every instance.
 control_socket_disable = True
+# API v2's key header is spelt X_LB_APIKEY by the commercial appliance's clients; gunicorn
+# drops header names with underscores (header_map "drop"): "dangerous" would let every such
+# name through, merged with its dashed twin (X_Forwarded_For into X-Forwarded-For). Instead
+# this one name is a "forwarder header" every peer may send — and, since that trust is by
+# forwarded_allow_ips, no scheme header is trusted from anyone (secure_scheme_headers empty):
+# nothing else changes.
+header_map = "drop"
+forwarder_headers = "X_LB_APIKEY"
+forwarded_allow_ips = "*"
+secure_scheme_headers = {}

@@ -8,17 +8,19 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.http import HttpResponse, HttpResponseBadRequest
-from django.shortcuts import redirect, resolve_url
+from django.shortcuts import redirect, render, resolve_url
 from django.urls import Resolver404, resolve
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from core import roles
 from core.audit import record_audit
 from maintenance import webui
-from maintenance.models import WebUISettings
+from maintenance.models import SecuritySettings, WebUISettings
 
 from . import login
 
 host_log = logging.getLogger("django.security.DisallowedHost")
+refused_log = logging.getLogger("lbadmin.roles")
 
 
 def allowed_hosts(get_response):
@@ -103,8 +105,26 @@ def content_security_policy(get_response):
     return middleware
 
 
+def strict_transport_security(get_response):
+    """HSTS as Local Configuration › Security sets it, on HTTPS responses (Django's
+    SECURE_HSTS_SECONDS is fixed at start, so it is 0 and this sets the header). Never on
+    plain HTTP, where browsers ignore it."""
+
+    def middleware(request):
+        response = get_response(request)
+        if request.is_secure():
+            stored = SecuritySettings.for_request(request)
+            if stored.hsts:
+                response.setdefault("Strict-Transport-Security",
+                                    f"max-age={stored.hsts_max_age}")
+        return response
+
+    return middleware
+
+
 # Elements that refresh themselves (htmx polling): their requests are not the user's activity.
-POLLING_ELEMENTS = {"layer4", "service-status", "apply-status", "system-log"}
+POLLING_ELEMENTS = {"layer4", "service-status", "apply-status", "system-log",
+                    "date-time-status"}
 
 
 def is_polling(request):
@@ -113,7 +133,8 @@ def is_polling(request):
 
 
 def idle_timeout(get_response):
-    """Log out after LBADMIN_SESSION_TIMEOUT seconds without the user doing anything.
+    """Log out after Local Configuration › Security's Session Timeout without the user doing
+    anything (read per request: Django's SESSION_COOKIE_AGE is fixed at start).
 
     The pages that refresh themselves do not count as activity, so a System Overview left
     open on an unattended screen still logs out.
@@ -123,7 +144,7 @@ def idle_timeout(get_response):
         if request.user.is_authenticated:
             now = time.time()
             last = request.session.get("last_activity", now)
-            if now - last > settings.SESSION_IDLE_TIMEOUT:
+            if now - last > SecuritySettings.for_request(request).session_timeout * 60:
                 logout(request)
                 if getattr(request, "htmx", False):
                     response = HttpResponse(status=204)
@@ -177,3 +198,41 @@ def htmx_login_redirect(get_response):
         return response
 
     return middleware
+
+
+class RoleRequired:
+    """Every named URL is checked against the roles table (core.roles) before its view runs,
+    so no view, htmx partial or download can forget it. In process_view, after the session, CSRF
+    and htmx middleware: the URL is resolved and the CSRF check has been made. Views without a
+    login (login_not_required: the login page, /metrics, the HA peer's calls) are not the
+    table's. A refusal says so in words: a 403 page in the WebUI's layout, or for htmx the
+    words and a reload that shows them."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if not getattr(view_func, "login_required", True) or not request.user.is_authenticated:
+            return None
+        name = request.resolver_match.view_name
+        role = roles.role_of(request.user)
+        request.webui_role = role  # the context processor reads it (no second query)
+        method = request.method
+        # only a rule that tells buttons apart reads the form (an upload is parsed once anyway)
+        data = request.POST if method == "POST" and roles.PERMISSIONS.get(
+            name, roles.UNKNOWN).buttons else None
+        if roles.allows(role, name, method, data):
+            return None
+        words = roles.refusal(role, name, method)
+        refused_log.warning("Refused %s %s to %s (%s)", method, name,
+                            request.user.get_username(), role)
+        if getattr(request, "htmx", False):
+            messages.error(request, words)
+            response = HttpResponse(words, status=403, content_type="text/plain; charset=utf-8")
+            response["HX-Refresh"] = "true"
+            return response
+        return render(request, "appliance/forbidden.html",
+                      {"page_title": "Not allowed", "refusal": words}, status=403)

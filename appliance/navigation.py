@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from django.urls import path, reverse
 
+from core import roles
+
 from .views import not_built
 
 
@@ -52,6 +54,8 @@ MENU = (
                 Page("License Key", "license",
                      "lbadmin is open source and needs no licence key; this page will say so "
                      "and show the licence."),
+                Page("API Keys", "api-keys",
+                     "Keys for the REST API and API v2: created, shown once, revoked."),
             )),
     Section("Cluster Configuration", "cluster",
             "Load balanced services: virtual services, real servers, floating IPs, checks.", (
@@ -59,6 +63,8 @@ MENU = (
                      "Add, modify and delete Layer 4 NAT virtual services (nftables)."),
                 Page("Layer 4 – Real Servers", "real-servers",
                      "Add, modify and delete the real servers of each virtual service."),
+                Page("Layer 4 – Advanced Configuration", "layer4-advanced",
+                     "Alerts: email through the Smart Host, a webhook, SNMP traps."),
                 Page("Floating IP's", "floating-ips",
                      "Add and remove floating IPs that the real servers use as their gateway."),
                 Page("Health Check Scripts", "health-check-scripts",
@@ -130,13 +136,18 @@ def with_not_built(section_slug, patterns):
 def menu_for(request):
     """The menu with URLs, and which section and page are current (a page's sub-pages, such
     as a form under it, count as that page)."""
+    role = getattr(request, "webui_role", None) or roles.role_of(request.user)
     sections = []
     for owner in MENU:
         pages = []
         for page in owner.pages:
+            if not roles.allows(role, page.url_name(owner), "GET"):
+                continue  # a page the user's role may not open is not offered
             url = reverse(page.url_name(owner))
             current = request.path == url or (url != "/lbadmin/" and request.path.startswith(url))
             pages.append({"title": page.title, "url": url, "current": current})
+        if not pages:
+            continue
         sections.append({
             "title": owner.title, "url": pages[0]["url"], "pages": pages,
             "current": any(p["current"] for p in pages),

@@ -49,11 +49,15 @@ INSTALLED_APPS = [
     "maintenance",
     "ha",
     "reports",
+    "api",
+    "ninja",  # its static files: the REST API's Swagger UI, served from the appliance
 ]
 
 MIDDLEWARE = [
     "appliance.middleware.allowed_hosts",
     "django.middleware.security.SecurityMiddleware",
+    # HSTS from Local Configuration › Security (SECURE_HSTS_SECONDS is 0: fixed at start)
+    "appliance.middleware.strict_transport_security",
     "appliance.middleware.content_security_policy",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "appliance.middleware.no_store",
@@ -64,6 +68,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "appliance.middleware.htmx_login_redirect",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # times shown in the time zone of Local Configuration › System Date & time
+    "network.middleware.time_zone",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # On a Secondary, Cluster Configuration is read-only (Halt/Drain/Online excepted: queued
@@ -71,6 +77,9 @@ MIDDLEWARE = [
     "ha.middleware.secondary_read_only",
     "appliance.middleware.idle_timeout",
     "appliance.middleware.password_check_throttle",
+    # Who may do what (core.roles), checked in process_view: after every middleware above
+    # (a stale session is logged out first; on a Secondary its own refusal comes first).
+    "appliance.middleware.RoleRequired",
 ]
 
 ROOT_URLCONF = "appliance.urls"
@@ -88,6 +97,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "appliance.context_processors.appliance",
                 "ha.context_processors.ha",
+                "appliance.context_processors.roles_context",
             ],
         },
     },
@@ -132,9 +142,10 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "overview:index"
 LOGOUT_REDIRECT_URL = "login"
 
-# Sessions end after LBADMIN_SESSION_TIMEOUT seconds without the user doing anything (pages
-# refreshing themselves do not count: appliance.middleware.idle_timeout), after 12 hours in
-# any case, and with the browser.
+# Sessions end after Local Configuration › Security's Session Timeout without the user doing
+# anything (pages refreshing themselves do not count: appliance.middleware.idle_timeout;
+# LBADMIN_SESSION_TIMEOUT, in seconds, is its value until one is saved there), after 12 hours
+# in any case, and with the browser.
 SESSION_IDLE_TIMEOUT = env.integer("LBADMIN_SESSION_TIMEOUT", 1800, 60, 7 * 24 * 3600)
 SESSION_COOKIE_AGE = max(12 * 3600, SESSION_IDLE_TIMEOUT)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
@@ -146,7 +157,7 @@ SESSION_COOKIE_NAME = "lbadmin_session"
 CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_SAMESITE = "Strict"
 CSRF_COOKIE_NAME = "lbadmin_csrftoken"
-SECURE_HSTS_SECONDS = 365 * 24 * 3600
+SECURE_HSTS_SECONDS = 0  # set per response from Local Configuration › Security
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

@@ -6,11 +6,13 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from api import views as api_views
 from clusters.urls import cluster_patterns, overview_patterns
 from ha.urls import ha_patterns
 from healthchecks.urls import log_patterns as health_log_patterns
 from healthchecks.urls import script_patterns
 from maintenance import views as maintenance_views
+from maintenance.security_views import security_page
 from maintenance.urls import maintenance_patterns
 from network.urls import local_patterns
 from reports.metrics import metrics
@@ -33,6 +35,9 @@ lbadmin_patterns = [
         # Physical – Advanced Configuration sits in Local Configuration's menu, as in the
         # guide; what it sets (the online update check) is Software Update's.
         path("advanced/", maintenance_views.advanced_configuration, name="advanced"),
+        path("security/", security_page, name="security"),
+        path("api-keys/", api_views.api_keys, name="api-keys"),
+        path("api-keys/<int:pk>/revoke/", api_views.api_key_revoke, name="api-key-revoke"),
     ]), "local"))),
     path("cluster/", include((with_not_built("cluster", [
         *cluster_patterns, *script_patterns,
@@ -45,7 +50,11 @@ lbadmin_patterns = [
     path("reports/", include((with_not_built("reports", reports_patterns), "reports"))),
     path("logs/", include((with_not_built("logs", [*logs_patterns, *health_log_patterns]),
                            "logs"))),
-    path("support/", include((with_not_built("support", support_patterns), "support"))),
+    path("support/", include((with_not_built("support", [
+        *support_patterns,
+        # the REST API's browsable OpenAPI document, linked from Useful Links
+        path("rest-api/", api_views.rest_api_docs, name="rest-api"),
+    ]), "support"))),
 ]
 
 urlpatterns = [
@@ -53,4 +62,6 @@ urlpatterns = [
     path("lbadmin/", include(lbadmin_patterns)),
     # Prometheus, on the WebUI's port: its own bearer token, not the admin session
     path("metrics", metrics, name="metrics"),
+    # The REST API (/api/v1/) and the commercial appliance's API v2 (/api/v2/): API keys
+    path("api/", include("api.urls")),
 ]

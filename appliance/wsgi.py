@@ -10,7 +10,8 @@ application = get_wsgi_application()
 
 
 def redirect_to_https(environ, start_response):
-    """The optional plain-HTTP port (LBADMIN_HTTP_PORT, off by default) only does this.
+    """The plain-HTTP port (9080, on when Local Configuration › Security says so) only does
+    this.
 
     It never serves a page or reads a cookie: the browser is sent to the HTTPS port.
     """

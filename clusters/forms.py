@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 
 from core.configuration import BACKEND, FLOATING, VIP, address_clash
 
-from .models import FloatingIP, RealServer, VirtualService
+from .models import AlertSettings, FloatingIP, RealServer, VirtualService
 from .validators import validate_ipv4_host
 
 # Shown beside NAT, disabled: a user of the appliance expects to see them, and why not here.
@@ -46,7 +46,7 @@ class VirtualServiceForm(forms.ModelForm):
                   "persistence_timeout", "check_type", "check_script", "check_port",
                   "check_request", "check_host", "check_expect", "check_interval",
                   "check_timeout", "failure_count", "on_failure", "fallback_ip",
-                  "fallback_port", "fallback_masq"]
+                  "fallback_port", "fallback_masq", "alert_address"]
         widgets = {
             "forwarding": forms.RadioSelect,
             "ports": forms.TextInput(attrs={"placeholder": "12000,12100 or 800-900"}),
@@ -73,6 +73,8 @@ class VirtualServiceForm(forms.ModelForm):
             "failure_count": {"invalid": "Enter the failure count as a whole number."},
             "ports": {"required": "Enter at least one port, e.g. 80 or 12000,12100 or 800-900."},
             "vip": {"required": "Enter the address clients will connect to."},
+            "alert_address": {"invalid": "Enter an email address such as "
+                                         "pacs-team@example.org."},
         }
 
     def _own_keys(self):
@@ -163,3 +165,35 @@ class FloatingIPForm(forms.Form):
                 raise ValidationError(f"{address} is the network or broadcast address of "
                                       f"{network}.")
         return address
+
+
+class AlertSettingsForm(forms.ModelForm):
+    """Layer 4 – Advanced Configuration › Alerts; restore and replication use it too."""
+
+    webhook_url = forms.URLField(
+        label=AlertSettings._meta.get_field("webhook_url").verbose_name, required=False,
+        max_length=500, assume_scheme="https",
+        error_messages={"invalid": "Enter an http:// or https:// address such as "
+                                   "https://alerts.example.org/lbadmin."},
+        help_text=AlertSettings._meta.get_field("webhook_url").help_text,
+        widget=forms.TextInput(attrs={"placeholder": "https://alerts.example.org/lbadmin"}))
+
+    class Meta:
+        model = AlertSettings
+        fields = ["source_address", "destination_address", "smart_host", "smart_host_port",
+                  "webhook_url", "trap_host", "trap_port", "trap_community"]
+        error_messages = {
+            "source_address": {"invalid": "Enter an email address such as "
+                                          "lbadmin@example.org."},
+            "destination_address": {"invalid": "Enter an email address such as "
+                                               "pacs-team@example.org."},
+            "smart_host_port": {"invalid": "Enter the port as a whole number (25, 587)."},
+            "trap_port": {"invalid": "Enter the port as a whole number (162)."},
+        }
+
+    def clean_webhook_url(self):
+        url = self.cleaned_data["webhook_url"]
+        if url and url.split(":", 1)[0].lower() not in ("http", "https"):
+            raise ValidationError("Enter an http:// or https:// address such as "
+                                  "https://alerts.example.org/lbadmin.")
+        return url

@@ -7,7 +7,13 @@ from django.db.models import F
 
 from core.configuration import BACKEND, FLOATING, VIP, Holder
 
-from .validators import format_ports, parse_ports, ranges_overlap, validate_ipv4_host
+from .validators import (
+    format_ports,
+    parse_ports,
+    ranges_overlap,
+    validate_host,
+    validate_ipv4_host,
+)
 
 LABEL_HELP = "A name for people; letters, digits and punctuation are all fine."
 
@@ -90,6 +96,11 @@ class VirtualService(models.Model):
         "Fallback Port", default=0, validators=[MaxValueValidator(65535)],
         help_text="0 = the port the client asked for.")
     fallback_masq = models.BooleanField("MASQ Fallback", default=False)
+    alert_address = models.EmailField(
+        "Email Alert Destination Address", blank=True,
+        help_text="Alerts about this service (a real server down or up, the fallback server "
+                  "taking over) go here as well as to the global address (Layer 4 – Advanced "
+                  "Configuration). Blank = the global address only.")
 
     class Meta:
         ordering = ["label"]
@@ -292,3 +303,67 @@ class ApplyLogEntry(models.Model):
     @property
     def cut_marks(self):
         return [int(mark) for mark in self.cut.split() if mark.isdigit()]
+
+
+class AlertSettings(models.Model):
+    """Layer 4 – Advanced Configuration › Alerts (one row): where alerts go — email through
+    the Smart Host, a webhook, SNMP traps. Sent by the maintenance worker (maintenance.alerts);
+    part of a backup, so the HA pair replicates it (the guide's 10.1.1 keeps no alert setting
+    local)."""
+
+    source_address = models.EmailField(
+        "Email Alert Source Address", blank=True,
+        help_text="The From address of alert emails. Blank = lbadmin@ the appliance's "
+                  "hostname.")
+    destination_address = models.EmailField(
+        "Email Alert Destination Address", blank=True,
+        help_text="Every alert goes here; a virtual service's own address gets its alerts too.")
+    smart_host = models.CharField(
+        "Smart Host", max_length=253, blank=True, validators=[validate_host],
+        help_text="The SMTP relay that sends the alert emails on, e.g. mail.example.org or "
+                  "192.0.2.25.")
+    smart_host_port = models.PositiveIntegerField(
+        "Smart Host Port", default=25, validators=[MinValueValidator(1),
+                                                  MaxValueValidator(65535)])
+    webhook_url = models.URLField(
+        "Webhook URL", max_length=500, blank=True,
+        help_text="Each alert is POSTed here as JSON (http:// or https://).")
+    trap_host = models.CharField(
+        "SNMP Trap Receiver", max_length=253, blank=True, validators=[validate_host],
+        help_text="Each alert is sent here as an SNMP v2c trap; blank = no traps.")
+    trap_port = models.PositiveIntegerField(
+        "Trap Port", default=162, validators=[MinValueValidator(1), MaxValueValidator(65535)])
+    trap_community = models.CharField(
+        "Trap Community", max_length=64, default="public",
+        help_text="The v2c community the traps carry.")
+
+    class Meta:
+        verbose_name = "alert settings"
+
+    def __str__(self):
+        return "alert settings"
+
+    @classmethod
+    def load(cls):
+        return cls.objects.get_or_create(pk=1)[0]
+
+    @property
+    def channels(self):
+        """The channels set: "email", "webhook", "trap"."""
+        return [name for name, on in (
+            ("email", bool(self.smart_host and self.destination_address)),
+            ("webhook", bool(self.webhook_url)), ("trap", bool(self.trap_host))) if on]
+
+    def clean(self):
+        errors = {}
+        if self.destination_address and not self.smart_host:
+            errors["smart_host"] = ["Enter the Smart Host: the appliance sends its alert "
+                                    "emails through it."]
+        if self.trap_community and (any(c.isspace() or ord(c) < 32 for c in
+                                        self.trap_community)):
+            errors["trap_community"] = ["The community may not contain spaces or control "
+                                        "characters."]
+        if self.trap_host and not self.trap_community:
+            errors["trap_community"] = ["Enter the community the trap receiver expects."]
+        if errors:
+            raise ValidationError(errors)

@@ -7,7 +7,7 @@ Views, tests and (later) restore call these; nothing else writes these models.
 from django.db import transaction
 
 from core import health
-from core.audit import record_change
+from core.audit import once_per_change, record_change
 from core.workers import send_on_commit
 
 from .models import ConfigGeneration, FloatingIP, RealServer
@@ -15,7 +15,13 @@ from .tasks import apply_dataplane
 
 
 def _changed(user, action):
+    """The audit line; a new generation and an apply request — once for a whole batch
+    (core.audit.one_change), whose actions then share the generation."""
     record_change(user, action)
+    return once_per_change("dataplane", _bump_and_apply)
+
+
+def _bump_and_apply():
     generation = ConfigGeneration.bump()
     send_on_commit(apply_dataplane)
     return generation
@@ -95,3 +101,14 @@ def do_remove_floating_ip(floating, user):
     address = floating.address
     floating.delete()
     _changed(user, f"removed floating IP {address}")
+
+
+@transaction.atomic
+def do_save_alert_settings(settings, user):
+    """Layer 4 – Advanced Configuration › Alerts, after full_clean(). A new configuration
+    generation, so the HA pair replicates it as it does any change."""
+    settings.pk = 1
+    settings.save()
+    channels = ", ".join(settings.channels) or "none"
+    _changed(user, f"set the alerts (channels: {channels})")
+    return settings

@@ -165,12 +165,25 @@ def overloaded_marks(counts, limits, before):
     return frozenset(overloaded)
 
 
+_sampling = threading.Lock()
+
+
 @shared_task(ignore_result=True)  # nobody waits for it
 def sample_connections():
-    """Every 2 s on the dataplane worker, the one process that needs CAP_NET_ADMIN (conntrack
-    is read through netlink), in the appliance's namespace: count open connections
-    per (service, server) mark; re-apply when a server crosses its limits, or when a
-    least-connection service may need new shares."""
+    """Every 2 s on the reader worker (core.queues: CAP_NET_ADMIN to read conntrack, in the
+    appliance's namespace; not the dataplane worker, where an apply waited behind it): count
+    open connections per (service, server) mark; ask for an apply when a server crosses its
+    limits, or when a least-connection service may need new shares. One at a time (the
+    reader runs tasks in threads): a sample sent while one still runs is skipped."""
+    if not _sampling.acquire(blocking=False):
+        return None
+    try:
+        return _sample_connections()
+    finally:
+        _sampling.release()
+
+
+def _sample_connections():
     tally = conntrack.count_by_mark_and_state()  # one reading of the table for both
     counts = conntrack.open_counts(tally)
     runtime.record_connections(counts)

@@ -24,4 +24,8 @@ cluster_patterns = [
     path("real-servers/<int:pk>/delete/", views.real_server_delete, name="real-server-delete"),
     path("floating-ips/", views.floating_ips, name="floating-ips"),
     path("floating-ips/<int:pk>/remove/", views.floating_ip_remove, name="floating-ip-remove"),
+    path("layer4-advanced/", views.layer4_advanced, name="layer4-advanced"),
+    path("layer4-advanced/test-alert/", views.send_test_alert, name="test-alert"),
+    path("layer4-advanced/test-alert/result/", views.test_alert_result,
+         name="test-alert-result"),
 ]

@@ -5,6 +5,7 @@ Each raises ValidationError with a message in words that can stand next to its f
 
 import functools
 import ipaddress
+import re
 
 from django.core.exceptions import ValidationError
 
@@ -70,4 +71,24 @@ def validate_ipv4_host(value):
     if address.is_multicast or address.is_unspecified or address.is_loopback or \
             str(address) == "255.255.255.255":
         raise ValidationError(f"{address} cannot be used: it is not a unicast host address.")
+    return str(address)
+
+
+HOST_NAME = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
+                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+
+
+def validate_host(value):
+    """A host to send to (the alerts' Smart Host, a trap receiver): a DNS name such as
+    mail.example.org or an IP address; returned as written, without spaces around it."""
+    value = str(value).strip()
+    try:
+        address = ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        if not HOST_NAME.fullmatch(value) or value.replace(".", "").isdigit():
+            raise ValidationError(f"“{value}” is neither a host name such as mail.example.org "
+                                  "nor an IP address.") from None
+        return value
+    if address.is_multicast or address.is_unspecified:
+        raise ValidationError(f"{address} cannot be used: it is not a host's address.")
     return str(address)

@@ -1,3 +1,5 @@
+import datetime
+import time
 from urllib.parse import urlencode
 
 import redis
@@ -5,9 +7,11 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from core import health, runtime
+from core import alerts, health, runtime
+from core.audit import record_audit
 from network.forms import connected_networks
 from network.models import NetworkConfiguration
 from network.services import live_interfaces
@@ -15,12 +19,13 @@ from network.services import live_interfaces
 from . import services, status
 from .forms import (
     UNAVAILABLE_FORWARDING,
+    AlertSettingsForm,
     FloatingIPForm,
     RealServerForm,
     StateForm,
     VirtualServiceForm,
 )
-from .models import FloatingIP, RealServer, VirtualService
+from .models import AlertSettings, FloatingIP, RealServer, VirtualService
 
 HTMX_STOP_POLLING = 286
 NOT_CHANGED = 204  # htmx swaps nothing on a 204: the poll's page is still what it shows
@@ -241,3 +246,87 @@ def floating_ip_remove(request, pk):
     services.do_remove_floating_ip(floating, request.user)
     messages.success(request, f"Floating IP {floating.address} removed.")
     return redirect("cluster:floating-ips")
+
+
+# Cluster Configuration > Layer 4 – Advanced Configuration
+
+TEST_ALERT_WAIT = 30  # seconds the page waits for the maintenance worker's answer
+
+
+def layer4_advanced(request):
+    """The Layer 4 settings of the whole appliance: today the alerts (where they go: email
+    through the Smart Host, a webhook, SNMP traps), with the last delivery's result and a
+    "Send test alert" button."""
+    form = AlertSettingsForm(request.POST or None, instance=AlertSettings.load())
+    if request.method == "POST" and form.is_valid():
+        services.do_save_alert_settings(form.instance, request.user)
+        messages.success(request, "Layer 4 advanced configuration saved.")
+        return redirect("cluster:layer4-advanced")
+    try:
+        delivery, delivery_error = alerts.delivery_status(), ""
+    except (redis.RedisError, OSError) as problem:
+        delivery, delivery_error = {}, f"Redis is down ({problem}): alerts cannot be queued."
+    return render(request, "clusters/layer4_advanced.html", {
+        "page_title": "Layer 4 – Advanced Configuration", "form": form,
+        "delivery": {key: _time_words(value) if key.endswith("_at") else value
+                     for key, value in delivery.items()},
+        "delivery_error": delivery_error, "test": _test_context(request.GET),
+    })
+
+
+def _time_words(unix_time):
+    at = datetime.datetime.fromtimestamp(float(unix_time), datetime.UTC)
+    return timezone.localtime(at).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+@require_POST
+def send_test_alert(request):
+    """Queue a test alert through every channel saved; the page then polls for its outcome,
+    which the maintenance worker records once it has tried each channel."""
+    settings = AlertSettings.load()
+    if not settings.channels:
+        messages.error(request, "No alert destination is saved: enter an Email Alert "
+                                "Destination Address and a Smart Host, a Webhook URL or an "
+                                "SNMP Trap Receiver, and Update first.")
+        return redirect("cluster:layer4-advanced")
+    alert = alerts.raise_alert("test", f"This is a test alert, sent by {request.user} from "
+                                       "Layer 4 – Advanced Configuration.")
+    if alert is None:
+        messages.error(request, "The test alert was not sent: Redis is down, so nothing can "
+                                "be queued for the maintenance worker.")
+        return redirect("cluster:layer4-advanced")
+    record_audit(request.user, "sent a test alert "
+                               f"({', '.join(settings.channels)})")
+    return redirect(f"{reverse('cluster:layer4-advanced')}?"
+                    f"{urlencode({'test': alert.id, 'sent': int(alert.at)})}")
+
+
+def _test_context(params):
+    """The test alert the page waits for (its id and when it was sent), if any."""
+    alert_id, sent = params.get("test", ""), params.get("sent", "")
+    if not (len(alert_id) == 32 and all(c in "0123456789abcdef" for c in alert_id)
+            and sent.isdigit()):
+        return None
+    return {"id": alert_id, "sent": int(sent),
+            "poll": f"{reverse('cluster:test-alert-result')}?"
+                    f"{urlencode({'test': alert_id, 'sent': sent})}"}
+
+
+def test_alert_result(request):
+    """The test alert's outcome in words; polled every second until known (then 286)."""
+    test = _test_context(request.GET)
+    if test is None:
+        return HttpResponse("No test alert named.", status=400)
+    try:
+        result, error = alerts.read_result(test["id"]), ""
+    except (redis.RedisError, OSError) as problem:
+        result, error = None, f"Redis is down ({problem}): the outcome cannot be read."
+    waited = time.time() - test["sent"]
+    done = result is not None or error or waited > TEST_ALERT_WAIT
+    response = render(request, "clusters/test_alert_result.html", {
+        "test": test, "result": result, "error": error, "done": done,
+        "gave_up": result is None and not error and waited > TEST_ALERT_WAIT,
+        "wait": TEST_ALERT_WAIT})
+    if done:
+        response.status_code = HTMX_STOP_POLLING
+    return response

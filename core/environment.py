@@ -74,5 +74,6 @@ def https_port():
 
 
 def http_port():
-    """Plain HTTP is off unless a port is given; it only redirects to HTTPS."""
+    """The plain-HTTP redirect's port (0: the guide's 9080); whether it runs is Local
+    Configuration › Security's setting (off by default). It only redirects to HTTPS."""
     return integer("LBADMIN_HTTP_PORT", 0, 0, 65535)

@@ -10,7 +10,9 @@ core.configuration. An owner has:
 
 - `holds_addresses()` -> bool: whether the pair holds the addresses now (this node is paired);
 - `hand_over(floating_ips, vips)` -> list of the addresses it cannot hold (no interface has a
-  connected subnet holding them), as network.netlink.place_addresses returns them.
+  connected subnet holding them), as network.netlink.place_addresses returns them;
+- `peer_address()` -> the other node's address while this node is paired, else None (the
+  Firewall Lockdown always admits it).
 """
 
 _owners = []
@@ -33,4 +35,12 @@ def address_owner():
     for owner in _owners:
         if owner.holds_addresses():
             return owner
+    return None
+
+
+def peer_address():
+    """The HA peer's address while this node is in a pair, else None."""
+    for owner in _owners:
+        peer = getattr(owner, "peer_address", None)  # an owner of an older shape has none
+        return peer() if peer else None
     return None

@@ -39,8 +39,9 @@ SUPERVISOR_STATE_TTL = 5  # seconds: a state older than this means no supervisor
 SUPERVISOR_SOCKET_NAME = "supervisor.sock"
 SUPERVISOR_SOCKET_TIMEOUT = 2.0
 # What the supervisor runs (Maintenance > Restart Services lists them in this order).
-SERVICES = ("redis", "web", "worker-dataplane", "worker-checks", "worker-maintenance", "beat",
-            "keepalived", "conntrackd", "vrrp-notify")
+SERVICES = ("redis", "web", "worker-dataplane", "worker-reader", "worker-checks",
+            "worker-maintenance", "beat", "keepalived", "conntrackd", "vrrp-notify", "chronyd",
+            "snmpd")
 # The HA pair's services (issue 13), in start order: conntrackd before keepalived (ha-recipe
 # F8), and the reader of keepalived's notify FIFO (ha.notify) before keepalived, so keepalived
 # finds the FIFO it made. They run only where <data>/ha/keepalived.conf exists (the ha app
@@ -58,6 +59,21 @@ KEEPALIVED_VRRP_PID_NAME = "keepalived-vrrp.pid"
 CONNTRACKD_LOCK_NAME = "conntrackd.lock"
 CONNTRACKD_SOCKET_NAME = "conntrackd.ctl"
 CONNTRACKD_LOG_NAME = "conntrackd.log"
+# chronyd (Local Configuration > System Date & time) runs only where the network app wrote its
+# configuration, <etc>/chrony/chrony.conf (LBADMIN_ETC_DIR: /etc on an appliance, so Debian's
+# own path; <data>/etc otherwise); what it writes at run time (pid file, command socket,
+# drift file) lives in <data>/chrony, never in the host's /run/chrony or /var/lib/chrony.
+CHRONY_CONF_PATH = "chrony/chrony.conf"
+CHRONY_DIR_NAME = "chrony"
+CHRONY_PID_NAME = "chronyd.pid"
+CHRONY_SOCKET_NAME = "chronyd.sock"
+CHRONY_DRIFT_NAME = "chronyd.drift"
+# snmpd (Local Configuration > SNMP Configuration) runs only where the network app wrote
+# <data>/snmp/snmpd.conf (SNMP enabled); its persistent state (engine boots, localized v3
+# keys) lives in <data>/snmp/persist, never in the host's /var/lib/snmp.
+SNMP_DIR_NAME = "snmp"
+SNMPD_CONF_NAME = "snmpd.conf"
+SNMP_PERSIST_DIR_NAME = "persist"
 
 
 log = logging.getLogger("lbadmin.runtime")

@@ -10,4 +10,7 @@ one way (the receivers connect in their AppConfig.ready()).
 from django.dispatch import Signal
 
 configuration_changed = Signal()
+# users_changed(user): a WebUI user was added, removed, or given a role or password (committed);
+# a Primary sends the users to its Secondary.
+users_changed = Signal()
 network_applied = Signal()

@@ -9,7 +9,7 @@ from django.db import transaction
 
 from .runtime import SUPERVISOR_REQUESTS_KEY, redis_client, supervisor_call, supervisor_state
 
-WORKER_TIMEOUT = 10  # seconds the dataplane worker has to answer the WebUI
+WORKER_TIMEOUT = 10  # seconds a worker has to answer the WebUI
 
 
 # What sending a task raises when Redis, the broker, is down or unreachable.
@@ -39,16 +39,23 @@ def send_task(task, *args, **kwargs):
         raise WorkerUnavailable(f"Redis is down ({problem}).") from problem
 
 
-def ask_dataplane(task, **kwargs):
-    """Run `task` on the dataplane worker and wait for its answer."""
+def ask_worker(task, **kwargs):
+    """Run `task` on the worker of its queue (core.queues) and wait for its answer; the
+    failure names that worker ("The reader worker did not answer…")."""
     result = send_task(task, **kwargs)
     try:
         return result.get(timeout=WORKER_TIMEOUT)
     except (celery.exceptions.TimeoutError, kombu.exceptions.OperationalError,
             redis.RedisError, OSError, RuntimeError) as problem:
+        queue = task.app.amqp.router.route({}, task.name)["queue"].name
         raise WorkerUnavailable(
-            f"The dataplane worker did not answer within {WORKER_TIMEOUT} s "
+            f"The {queue} worker did not answer within {WORKER_TIMEOUT} s "
             f"({type(problem).__name__}).") from problem
+
+
+def ask_dataplane(task, **kwargs):
+    """Run `task` (one of the dataplane's) on the dataplane worker and wait for its answer."""
+    return ask_worker(task, **kwargs)
 
 
 def ask_supervisor(request):

@@ -12,5 +12,7 @@ class HaConfig(AppConfig):
 
         signals.configuration_changed.connect(receivers.on_configuration_changed,
                                               dispatch_uid="ha-replicate-on-change")
+        signals.users_changed.connect(receivers.on_users_changed,
+                                      dispatch_uid="ha-replicate-on-users-change")
         # When paired, keepalived (not the dataplane worker) holds the VIPs and floating IPs.
         pairing.register_address_owner(vrrp.address_owner)

@@ -43,7 +43,8 @@ def _changes_replicated_configuration(name, request):
     if name is None or name.startswith("cluster:ha"):
         return False
     return name.startswith("cluster:") or \
-        name in (SET_STATE, "maintenance:roll-back", "maintenance:passwords") or \
+        name in (SET_STATE, "maintenance:roll-back", "maintenance:passwords",
+                 "maintenance:user-add", "maintenance:user-edit", "maintenance:user-remove") or \
         (name == "maintenance:backup-restore" and "restore" in request.POST)
 
 

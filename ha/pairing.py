@@ -28,7 +28,8 @@ from clusters.tasks import apply_dataplane
 from core.audit import record_audit
 from core.runtime import supervisor_state
 from core.version import __version__
-from core.workers import WorkerUnavailable
+from core.workers import WorkerUnavailable, send_on_commit
+from maintenance.firewall_tasks import apply_firewall_from_database
 from network.models import NetworkConfiguration
 
 from . import peer, vrrp
@@ -226,6 +227,7 @@ def _hostname():
 def _configure_vrrp(pair):
     """Write keepalived's and conntrackd's files and ask the supervisor to start them. A
     failure does not undo the pair (the configuration still replicates); it is shown."""
+    send_on_commit(apply_firewall_from_database)  # the firewall lockdown admits the peer
     try:
         vrrp.configure(pair)
     except Exception as problem:  # noqa: BLE001 - any failure is shown on the page, in words
@@ -356,6 +358,7 @@ def do_unpair_locally(user, action):
             virtual_router_id=0, local_ip=None, peer_ip=None, last_contact=None)
         PendingAction.objects.all().delete()
         record_audit(user, action)
+        send_on_commit(apply_firewall_from_database)  # the lockdown admits the peer no more
     try:
         vrrp.unconfigure()
     except Exception as problem:  # noqa: BLE001 - shown, the pair is broken anyway

@@ -27,8 +27,8 @@ SIGNATURE_HEADER = "X-Lbadmin-Signature"
 MAX_SKEW = 60  # seconds either way
 DEADLINE = 10  # seconds for one call, all of it
 MAX_ANSWER = 12 * 1024 * 1024  # a replication answer is small; a payload may be 10 MiB+
-# The WebUI certificate (appliance.certificate makes it at first start): ha sits below the
-# project package in the layers, so it names the file rather than importing the module.
+# The WebUI certificate (maintenance.certificate makes it at first start and replaces it from
+# Local Configuration › Security, which refuses that while this appliance is in a pair).
 CERTIFICATE_NAME = "webui-cert.pem"
 
 

@@ -17,3 +17,12 @@ def on_configuration_changed(user=None, action="", **kwargs):
     if Pair.objects.filter(pk=1, role=Pair.Role.PRIMARY).exists():
         with contextlib.suppress(*BROKER_ERRORS):  # the catch-up (beat, 2 s) sends it later
             replicate_now.apply_async()
+
+
+def on_users_changed(**kwargs):
+    """Receiver of core.signals.users_changed (sent on commit): on a Primary, send the WebUI
+    users (roles and passwords with them) to the Secondary now, so a removed user or a lowered
+    role holds there too. With the broker down they go with the next replication."""
+    if Pair.objects.filter(pk=1, role=Pair.Role.PRIMARY).exists():
+        with contextlib.suppress(*BROKER_ERRORS):
+            replicate_now.apply_async()

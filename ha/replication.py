@@ -4,7 +4,7 @@ Halt/Drain/Online actions back to the Primary.
 What goes: what a backup holds (maintenance.backup) minus what the guide's 10.1.1 keeps on
 each appliance — <network> (hostname & DNS, interfaces, VLANs, routing) and <online-update>
 (Physical – Advanced Configuration, software updates) — plus the WebUI users (name, password
-hash, active, names, email). Date & time, security, SNMP, graphing, backups, the firewall and
+hash, active, names, email, role). Date & time, security, SNMP, graphing, backups, the firewall and
 lockdown are not in a backup at all, so they stay local too.
 
 The Secondary applies a payload through maintenance.backup.restore — the very forms the WebUI
@@ -33,6 +33,8 @@ from clusters.models import ConfigGeneration, FloatingIP, RealServer, VirtualSer
 from clusters.tasks import apply_dataplane
 from core import health
 from core.audit import record_change
+from core.models import UserRole
+from core.roles import CONFIG, ROLE_WORDS, role_of
 from maintenance import backup
 from maintenance.revisions import record_revision
 
@@ -63,7 +65,7 @@ def replicated_xml():
 
 
 def users():
-    return [{field: getattr(user, field) for field in USER_FIELDS}
+    return [{field: getattr(user, field) for field in USER_FIELDS} | {"role": role_of(user)}
             for user in get_user_model().objects.order_by("username")]
 
 
@@ -223,9 +225,14 @@ def _apply_users(given):
     model = get_user_model()
     names = []
     for values in given:
-        if not isinstance(values, dict) or set(values) != set(USER_FIELDS):
+        # "role" since roles came (core.roles); a Primary of an older release sends none
+        if not isinstance(values, dict) or set(values) - {"role"} != set(USER_FIELDS):
             raise ReplicationRefused("A WebUI user in the payload is incomplete.")
         username = str(values["username"])
+        role = values.get("role", CONFIG)  # an older release's users could do everything
+        if not isinstance(role, str) or role not in ROLE_WORDS:
+            raise ReplicationRefused(f"The WebUI user “{username[:40]}” has no role "
+                                     "this appliance knows.")
         try:
             model.username_validator(username)
             if len(username) > 150:
@@ -235,10 +242,11 @@ def _apply_users(given):
         except (ValidationError, ValueError) as problem:
             raise ReplicationRefused(f"The WebUI user “{username[:40]}” cannot be stored "
                                      f"({problem}).") from None
-        model.objects.update_or_create(username=username, defaults={
+        stored, _ = model.objects.update_or_create(username=username, defaults={
             "password": str(values["password"]), "is_active": bool(values["is_active"]),
             "first_name": str(values["first_name"])[:150],
             "last_name": str(values["last_name"])[:150], "email": str(values["email"])[:254]})
+        UserRole.objects.update_or_create(user=stored, defaults={"role": role})
         names.append(username)
     model.objects.exclude(username__in=names).delete()
 

@@ -5,7 +5,7 @@ appliance's namespace."""
 
 from celery import shared_task
 
-from . import pairing, replication, split_brain
+from . import alerts, pairing, replication, split_brain
 
 
 @shared_task(ignore_result=True)
@@ -36,6 +36,7 @@ def replicate_now():
 def catch_up():
     """Beat, every 2 s: re-send what the Secondary has not acknowledged; hand over the
     Secondary's local actions."""
+    alerts.note_vrrp_state()  # first: this node took over (the takeover alert)
     replication.catch_up()
 
 

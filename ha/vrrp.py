@@ -210,6 +210,11 @@ class AddressOwner:
         pair = self.load_pair()
         return bool(pair.paired and pair.local_ip and pair.peer_ip and pair.virtual_router_id)
 
+    def peer_address(self):
+        """The other node's address while paired (the firewall lockdown admits it)."""
+        pair = self.load_pair()
+        return str(pair.peer_ip) if pair.paired and pair.peer_ip else None
+
     def hand_over(self, floating_ips, vips):
         """Render keepalived.conf with these addresses; reload keepalived when it changed.
         Returns the addresses no interface's connected subnet holds."""

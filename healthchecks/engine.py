@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import os
 import ssl
 import subprocess
 from dataclasses import dataclass, field
@@ -85,7 +86,10 @@ async def _connect_one(ip, port):
     try:
         _reader, writer = await asyncio.open_connection(ip, port)
     except OSError as error:
-        return error.strerror or type(error).__name__
+        # asyncio's words are "Connect call failed ('192.0.2.110', 12000)": the errno's are
+        # the reason ("Connection refused", "No route to host")
+        return os.strerror(error.errno) if error.errno else \
+            (error.strerror or type(error).__name__)
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()

@@ -17,6 +17,7 @@ import time
 from celery import shared_task
 from django.db import IntegrityError, transaction
 
+from clusters import alerts
 from clusters.models import RealServer, VirtualService
 from clusters.tasks import apply_dataplane
 from core import health as state
@@ -143,6 +144,8 @@ def record_transition(server, transition, result, health):
     except IntegrityError:
         log.info("%s was deleted during its check: nothing to keep", where)
     apply_dataplane.delay()
+    # after the state is saved: the alert says whether the fallback server took over
+    alerts.raise_server_transition(server, transition, result.message, health.fails)
 
 
 @shared_task(ignore_result=True)  # nobody waits for it

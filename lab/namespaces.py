@@ -28,7 +28,12 @@ client's segment, as they share the servers' one:
     segment anyway. Both lb namespaces forward and set net.netfilter.nf_conntrack_events=1
     (ha-recipe F8: connections made before conntrackd started are then replicated too).
 
-    python -m lab up [--prefix P] [--pair]   build it and wait (Ctrl-C removes it)
+With `ntp=True` (System Date & time, issue 15) an NTP server joins the servers' segment:
+`<prefix>ntp`, 192.0.2.123 on the switch, where Debian's chronyd serves its own clock (`local
+stratum 8`) to anyone (`allow`) — with -x, so it never sets this machine's clock, which every
+namespace shares.
+
+    python -m lab up [--prefix P] [--pair] [--ntp]   build it and wait (Ctrl-C removes it)
     python -m lab down [--stale]             remove every lbadmin lab (--stale: only test
                                              labs whose test run has ended)
 """
@@ -38,9 +43,11 @@ import contextlib
 import itertools
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,6 +58,8 @@ TEST_PREFIX_PATTERN = re.compile(r"^lbt-(\d+)-\d+-")
 ROLES = ("client", "lb", "primary", "secondary", "switch")
 # what a pair lab (Lab(pair=True)) adds: the second appliance and the client-side bridge
 PAIR_ROLES = ("lb2", "front")
+# what an NTP lab (Lab(ntp=True)) adds: the NTP server, on the servers' segment
+NTP_ROLES = ("ntp",)
 
 CLIENT_ADDRESS = "198.51.100.10"
 LB_EXTERNAL_ADDRESS = "198.51.100.1"
@@ -62,6 +71,15 @@ LB2_EXTERNAL_ADDRESS = "198.51.100.2"
 LB2_INTERNAL_ADDRESS = "192.0.2.2"
 PRIMARY_ADDRESS = "192.0.2.110"
 SECONDARY_ADDRESS = "192.0.2.120"
+NTP_ADDRESS = "192.0.2.123"
+# The lab's NTP server: its own clock at stratum 8 to any client, no command port or socket,
+# nothing in the host's /run/chrony (its pid file in a directory of its own).
+NTP_SERVER_CONF = """local stratum 8
+allow
+cmdport 0
+bindcmdaddress /
+pidfile {pidfile}
+"""
 
 _test_counter = itertools.count(1)
 
@@ -101,9 +119,12 @@ def remove_namespace(name):
 
 
 class Lab:
-    def __init__(self, prefix=DEMO_PREFIX, gateway=None, lb_addresses=True, pair=False):
+    def __init__(self, prefix=DEMO_PREFIX, gateway=None, lb_addresses=True, pair=False,
+                 ntp=False):
         self.prefix = prefix
         self.pair = pair
+        self.ntp = ntp
+        self.ntp_dir = None  # the NTP server's pid file and log, while it runs
         # the real servers' default route (the floating IP in issue 5); a pair's servers route
         # through the floating IP, which the VRRP master holds
         self.gateway = gateway or (FLOATING_IP if pair else LB_INTERNAL_ADDRESS)
@@ -119,7 +140,7 @@ class Lab:
 
     @property
     def roles(self):
-        return ROLES + PAIR_ROLES if self.pair else ROLES
+        return ROLES + (PAIR_ROLES if self.pair else ()) + (NTP_ROLES if self.ntp else ())
 
     @property
     def appliances(self):
@@ -141,6 +162,8 @@ class Lab:
             self._build()
             self.start_listener("primary")
             self.start_listener("secondary")
+            if self.ntp:
+                self.start_ntp_server()
         except BaseException:
             self.down()
             raise
@@ -166,15 +189,18 @@ class Lab:
             run("ip", "-n", self.ns("client"), "link", "add", "eth0", "type", "veth",
                 "peer", "name", "eth1", "netns", self.ns("lb"))
         # lb eth0 (and lb2 eth0), primary eth0, secondary eth0 <-> the switch: the internal arm
-        for role in (*self.appliances, "primary", "secondary"):
+        for role in (*self.appliances, "primary", "secondary", *self.ntp_roles):
             run("ip", "-n", self.ns(role), "link", "add", "eth0", "type", "veth",
                 "peer", "name", role, "netns", switch)
             run("ip", "-n", switch, "link", "set", role, "master", "br0", "up")
         for role, interface in (("client", "eth0"),
                                 *((lb, name) for lb in self.appliances
                                   for name in ("eth0", "eth1")),
-                                ("primary", "eth0"), ("secondary", "eth0")):
+                                ("primary", "eth0"), ("secondary", "eth0"),
+                                *((role, "eth0") for role in self.ntp_roles)):
             run("ip", "-n", self.ns(role), "link", "set", interface, "up")
+        if self.ntp:
+            self._address("ntp", "eth0", NTP_ADDRESS)
         self._address("client", "eth0", CLIENT_ADDRESS, LB_EXTERNAL_ADDRESS)
         self._address("primary", "eth0", PRIMARY_ADDRESS, self.gateway)
         self._address("secondary", "eth0", SECONDARY_ADDRESS, self.gateway)
@@ -236,6 +262,30 @@ class Lab:
         self.listeners.append(process)
         return process
 
+    @property
+    def ntp_roles(self):
+        return NTP_ROLES if self.ntp else ()
+
+    def start_ntp_server(self, timeout=10):
+        """chronyd in the ntp namespace, serving on UDP 123 (returns once it listens). As
+        root it binds the port and drops to Debian's _chrony user itself. Stopped with the
+        lab, like the listeners."""
+        self.ntp_dir = Path(tempfile.mkdtemp(prefix=f"{self.prefix}ntp-"))
+        conf = self.ntp_dir / "chrony.conf"
+        conf.write_text(NTP_SERVER_CONF.format(pidfile=self.ntp_dir / "chronyd.pid"))
+        with open(self.ntp_dir / "chronyd.out", "ab") as log:
+            process = subprocess.Popen([*self.exec_prefix("ntp"), "chronyd", "-x", "-d", "-f",
+                                        str(conf)], stdout=log, stderr=subprocess.STDOUT)
+        process.role = "ntp"
+        self.listeners.append(process)
+        deadline = time.monotonic() + timeout
+        while not run(*self.exec_prefix("ntp"), "ss", "-Hnlu", "sport = :123").stdout.strip():
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = (self.ntp_dir / "chronyd.out").read_text()[-500:]
+                raise RuntimeError(f"the lab's NTP server did not start: {output}")
+            time.sleep(0.05)
+        return process
+
     def stop_listener(self, role):
         """Stop the role's listener (tests: a cluster node that stops answering)."""
         for process in [p for p in self.listeners if p.role == role]:
@@ -253,10 +303,13 @@ class Lab:
                 process.kill()
                 process.wait()
         self.listeners = []
+        if self.ntp_dir is not None:
+            shutil.rmtree(self.ntp_dir, ignore_errors=True)
+            self.ntp_dir = None
         present = set(existing_namespaces())
         # every role a lab of this prefix may have: a pair lab left behind by a killed demo
         # is removed by the next one whatever it builds
-        for name in (self.ns(role) for role in ROLES + PAIR_ROLES):
+        for name in (self.ns(role) for role in ROLES + PAIR_ROLES + NTP_ROLES):
             if name in present:
                 remove_namespace(name)
 
@@ -281,12 +334,14 @@ def main():
                         help="down: only test labs whose test run has ended")
     parser.add_argument("--pair", action="store_true",
                         help="up: the HA pair's lab (a second appliance, lb2)")
+    parser.add_argument("--ntp", action="store_true",
+                        help=f"up: an NTP server at {NTP_ADDRESS} (System Date & time)")
     args = parser.parse_args()
     if args.action == "down":
         removed = remove_leftover_labs(every=not args.stale)
         print("removed: " + (" ".join(removed) if removed else "nothing"))
         return
-    with Lab(args.prefix, pair=args.pair) as lab:
+    with Lab(args.prefix, pair=args.pair, ntp=args.ntp) as lab:
         print("lab up: " + " ".join(lab.namespaces()), flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             signal.pause()

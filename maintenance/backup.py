@@ -20,8 +20,14 @@ from defusedxml.ElementTree import ParseError, fromstring
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 
-from clusters.forms import FloatingIPForm, RealServerForm, VirtualServiceForm
-from clusters.models import ConfigGeneration, FloatingIP, RealServer, VirtualService
+from clusters.forms import AlertSettingsForm, FloatingIPForm, RealServerForm, VirtualServiceForm
+from clusters.models import (
+    AlertSettings,
+    ConfigGeneration,
+    FloatingIP,
+    RealServer,
+    VirtualService,
+)
 from clusters.tasks import apply_dataplane
 from clusters.validators import validate_ipv4_host
 from core.audit import record_change
@@ -45,7 +51,7 @@ from network.tasks import apply_network_from_database
 from .forms import OnlineUpdateForm
 from .models import OnlineUpdate
 
-SCHEMA = "2"
+SCHEMA = "3"
 MAX_BYTES = 10 * 1024 * 1024
 ENCRYPTED_MAGIC = b"LBADMIN-ENCRYPTED-BACKUP 1\n"
 
@@ -53,7 +59,7 @@ SERVICE_FIELDS = ("id", "label", "vip", "ports", "protocol", "forwarding", "sche
                   "persistent", "persistence_timeout", "check_type", "check_script",
                   "check_port", "check_request", "check_host", "check_expect",
                   "check_interval", "check_timeout", "failure_count", "on_failure",
-                  "fallback_ip", "fallback_port", "fallback_masq")
+                  "fallback_ip", "fallback_port", "fallback_masq", "alert_address")
 SERVER_FIELDS = ("id", "label", "ip", "port", "weight", "min_connections", "max_connections",
                  "state")
 # Everything else stays the file's text until a form cleans it; ids are parsed here, since
@@ -73,8 +79,18 @@ def _schema_1_to_2(root):
     root.set("schema", "2")
 
 
+def _schema_2_to_3(root):
+    """Schema 3 added <alerts> and a virtual service's alert_address. A schema-2 file has
+    neither: its services get no address of their own, and restoring it keeps this
+    appliance's own alert settings."""
+    root.set("schema", "3")
+
+
 # Each older schema this appliance reads, and how it becomes the next one.
-UPGRADES = {"1": _schema_1_to_2}
+UPGRADES = {"1": _schema_1_to_2, "2": _schema_2_to_3}
+# <alerts>'s attributes: the AlertSettingsForm's fields
+ALERT_FIELDS = ("source_address", "destination_address", "smart_host", "smart_host_port",
+                "webhook_url", "trap_host", "trap_port", "trap_community")
 
 
 def _text(value):
@@ -100,6 +116,8 @@ def export_xml():
     online = OnlineUpdate.load()
     ET.SubElement(root, "online-update", {"enabled": _text(online.enabled),
                                           "server-url": online.server_url})
+    alert_settings = AlertSettings.load()
+    ET.SubElement(root, "alerts", {f: _text(getattr(alert_settings, f)) for f in ALERT_FIELDS})
     for floating in FloatingIP.objects.all():
         ET.SubElement(root, "floating-ip", address=floating.address)
     for script in HealthCheckScript.objects.all():
@@ -274,17 +292,21 @@ def parse(data):
         raise BackupError(f"This backup has schema version {schema!r}"
                           f"{', made by a newer lbadmin' if newer else ''}; this appliance "
                           f"reads versions {', '.join([*UPGRADES, SCHEMA])}.")
-    _children(root, {"network", "online-update", "floating-ip", "health-check-script",
-                     "virtual-service"}, "the backup")
-    result = {"network": None, "online_update": None, "floating_ips": [], "scripts": [],
+    _children(root, {"network", "online-update", "alerts", "floating-ip",
+                     "health-check-script", "virtual-service"}, "the backup")
+    result = {"network": None, "online_update": None, "alerts": None, "floating_ips": [],
+              "scripts": [],
               "services": [], "converted_from": converted_from if converted_from != SCHEMA
               else None}
     seen = {"virtual-service": set(), "real-server": set(), "health-check-script": set()}
     for child in root:
-        if child.tag in ("network", "online-update") and \
+        if child.tag in ("network", "online-update", "alerts") and \
                 result[child.tag.replace("-", "_")] is not None:
             raise BackupError(f"<{child.tag}> is given twice.")
-        if child.tag == "online-update":
+        if child.tag == "alerts":
+            _children(child, set(), "<alerts>")
+            result["alerts"] = _attributes(child, ALERT_FIELDS, "<alerts>")
+        elif child.tag == "online-update":
             where = "<online-update>"
             _children(child, set(), where)
             values = _attributes(child, ("enabled", "server-url"), where)
@@ -352,6 +374,9 @@ def restore(parsed, user):
         _refuse_cutting_off(interfaces_before, network["interfaces"])
     if parsed["online_update"]:
         _restore_online_update(parsed["online_update"])
+    if parsed.get("alerts"):
+        form = AlertSettingsForm(parsed["alerts"], instance=AlertSettings.load())
+        _valid(form, "<alerts>").save()
     ConfigGeneration.bump()
     record_change(user, f"restored a backup ({len(parsed['services'])} virtual services)")
     transaction.on_commit(_apply_everything, robust=True)

@@ -6,8 +6,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
-from . import fetch, online, webui
-from .models import OnlineUpdate, WebUISettings
+from . import certificate, fetch, online, webui
+from .models import OnlineUpdate, SecuritySettings, WebUISettings
 
 
 class OnlineUpdateForm(forms.ModelForm):
@@ -134,3 +134,40 @@ class OfflineUpdateForm(forms.Form):
     archive = forms.FileField(label="Archive")
     checksum = forms.FileField(label="Checksum")
     signature = forms.FileField(label="Signature")
+
+
+class SecuritySettingsForm(forms.ModelForm):
+    """Local Configuration › Security › WebUI Access."""
+
+    class Meta:
+        model = SecuritySettings
+        fields = ["http_redirect", "hsts", "hsts_max_age", "session_timeout"]
+
+
+class CertificateUploadForm(forms.Form):
+    """Local Configuration › Security › WebUI Certificate: the administrator's own pair,
+    checked by maintenance.certificate (the refusal goes next to the file it is about)."""
+
+    certificate = forms.FileField(
+        label="Certificate (PEM, with its chain)", required=False,
+        help_text="The WebUI's own certificate first, then the certificate that issued it, "
+                  "and so on towards the root.")
+    key = forms.FileField(
+        label="Private Key (PEM)", required=False,
+        help_text="Without a passphrase. Leave it empty when the certificate file holds the "
+                  "key too.")
+
+    def clean(self):
+        files = {}
+        for name in ("certificate", "key"):
+            upload = self.cleaned_data.get(name)
+            if upload is not None and upload.size > certificate.MAX_PEM_BYTES:
+                self.add_error(name, f"Larger than {certificate.MAX_PEM_BYTES // 1024} KiB: "
+                                     "not a PEM certificate or key.")
+                return self.cleaned_data
+            files[name] = upload.read() if upload is not None else b""
+        try:
+            self.checked = certificate.check(files["certificate"], files["key"])
+        except certificate.CertificateRefused as refused:
+            self.add_error(refused.field, str(refused))
+        return self.cleaned_data

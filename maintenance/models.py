@@ -1,3 +1,5 @@
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 
@@ -99,3 +101,99 @@ class WebUISettings(models.Model):
         """The allowed names, with one query and without creating the row."""
         text = cls.objects.filter(pk=1).values_list("allowed_hosts", flat=True).first()
         return cls.split(text or "")
+
+
+# Local Configuration › Security's bounds (the form's and the model's, in one place).
+HSTS_MAX_AGE_MIN = 300  # five minutes: shorter says nothing a browser can use
+HSTS_MAX_AGE_MAX = 2 * 365 * 24 * 3600  # two years, the longest browsers keep it
+SESSION_TIMEOUT_MIN = 1  # minutes
+SESSION_TIMEOUT_MAX = 720  # twelve hours: every session ends then anyway (SESSION_COOKIE_AGE)
+
+
+class SecuritySettings(models.Model):
+    """Local Configuration › Security (one row): plain HTTP on 9080, HSTS and the session
+    timeout; the certificate itself is a file (maintenance.certificate). Local to this
+    appliance, as the guide's 10.1.1 lists Security: never in a backup, never replicated.
+
+    The runner reads `http_redirect` with plain SQL to decide whether it starts the plain-HTTP
+    redirect (runner/stack.py http_wanted): keep the table's and the column's names."""
+
+    http_redirect = models.BooleanField(
+        "HTTP to HTTPS Redirect", default=False,
+        help_text="Answer plain HTTP on port 9080 (the guide's “WebUI - HTTP”, disabled by "
+                  "default) with a redirect to HTTPS on 9443; it never serves a page.")
+    hsts = models.BooleanField(
+        "HTTP Strict Transport Security", default=True,
+        help_text="Tell browsers to use only HTTPS for this appliance's name for the time "
+                  "below (browsers ignore it for addresses and for a certificate they warn "
+                  "about).")
+    hsts_max_age = models.PositiveIntegerField(
+        "HSTS Max Age (seconds)", default=365 * 24 * 3600,
+        validators=[MinValueValidator(HSTS_MAX_AGE_MIN, "At least %(limit_value)s seconds."),
+                    MaxValueValidator(HSTS_MAX_AGE_MAX,
+                                      "At most %(limit_value)s seconds (two years).")])
+    session_timeout = models.PositiveSmallIntegerField(
+        "Session Timeout (minutes)", default=30,
+        help_text="A session without a request from its user for this long ends; pages that "
+                  "refresh themselves do not count.",
+        validators=[MinValueValidator(SESSION_TIMEOUT_MIN, "At least %(limit_value)s minute."),
+                    MaxValueValidator(SESSION_TIMEOUT_MAX,
+                                      "At most %(limit_value)s minutes (twelve hours).")])
+
+    class Meta:
+        verbose_name = "security settings"
+        verbose_name_plural = "security settings"
+
+    def __str__(self):
+        return "WebUI security settings"
+
+    @classmethod
+    def load(cls):
+        """The row; made at first with LBADMIN_SESSION_TIMEOUT as its session timeout."""
+        minutes = -(-settings.SESSION_IDLE_TIMEOUT // 60)  # rounded up
+        return cls.objects.get_or_create(pk=1, defaults={
+            "session_timeout": min(max(minutes, SESSION_TIMEOUT_MIN), SESSION_TIMEOUT_MAX)})[0]
+
+    @classmethod
+    def for_request(cls, request):
+        """The row, read once per request (the HSTS and idle-timeout middlewares share it): a
+        change holds at once in every process."""
+        if not hasattr(request, "_security_settings"):
+            request._security_settings = cls.load()
+        return request._security_settings
+
+
+class FirewallLockdown(models.Model):
+    """Maintenance › Firewall Lockdown Wizard (one row): whether new connections to the
+    WebUI's ports and SSH are admitted only from the administration networks (plus loopback
+    and the HA peer). The dataplane worker applies it (maintenance.firewall_tasks). Local to
+    this appliance: not replicated (the guide's 10.1.1) and not in a backup."""
+
+    enabled = models.BooleanField("Lock down the WebUI and SSH", default=False)
+    networks = models.TextField("Administration networks", blank=True)
+
+    def __str__(self):
+        return f"firewall lockdown {'on' if self.enabled else 'off'}"
+
+    @classmethod
+    def load(cls):
+        return cls.objects.get_or_create(pk=1)[0]
+
+    def as_dict(self):
+        return {"enabled": self.enabled, "networks": self.networks}
+
+
+class FirewallScript(models.Model):
+    """Maintenance › Firewall Script (one row): the administrator's own nftables chains, sets
+    and rules, which lbadmin wraps in `table inet lbadmin_script`. Saved only once the kernel
+    took it. Local to this appliance, like the lockdown."""
+
+    script = models.TextField("Firewall script", blank=True)
+    saved_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return "firewall script"
+
+    @classmethod
+    def load(cls):
+        return cls.objects.get_or_create(pk=1)[0]

@@ -11,13 +11,22 @@ LABELS = {
     "redis": "Redis (broker and runtime state)",
     "web": "WebUI (gunicorn, HTTPS)",
     "worker-dataplane": "Worker: dataplane (nftables, conntrack, network)",
+    "worker-reader": "Worker: reader (connection counts, traffic samples, Current Connections)",
     "worker-checks": "Worker: checks (health checks)",
     "worker-maintenance": "Worker: maintenance (backups, updates)",
     "beat": "Scheduler (celery beat)",
     "keepalived": "keepalived (HA pair: VRRP, floating addresses)",
     "conntrackd": "conntrackd (HA pair: connection state replication)",
     "vrrp-notify": "VRRP notifications (HA pair: conntrackd's steps on each transition)",
+    "chronyd": "chronyd (NTP: System Date & time)",
+    "snmpd": "snmpd (SNMP agent: SNMP Configuration)",
 }
+# Why a service that runs only where it is configured does not run, in Restart Services' words
+NOT_CONFIGURED = {
+    "chronyd": "no NTP server is set under Local Configuration › System Date & time",
+    "snmpd": "SNMP is not enabled under Local Configuration › SNMP Configuration",
+}
+NOT_IN_A_PAIR = "this appliance is not in a clustered pair"
 
 
 @dataclass
@@ -47,6 +56,10 @@ class ServiceRow:
         return text
 
     @property
+    def not_configured_why(self):
+        return NOT_CONFIGURED.get(self.name, NOT_IN_A_PAIR)
+
+    @property
     def uptime(self):
         return time.time() - self.since if self.since else None
 
@@ -59,8 +72,10 @@ def service_rows(state):
     for name in SERVICES:
         info = state["services"].get(name, {})
         recovery = state.get("recovery", {}).get(name)
-        # a supervisor that does not say (an older release's) runs no HA service
-        configured = info.get("configured", name not in HA_SERVICES)
+        # a supervisor that does not say (an older release's) runs no HA service, no chronyd
+        # and no snmpd
+        configured = info.get("configured",
+                              name not in HA_SERVICES and name not in NOT_CONFIGURED)
         reason = _restart_reason(info, state["version"], recovery)
         if not configured and not info.get("running"):
             reason = ""  # not part of a clustered pair: nothing to run, nothing down

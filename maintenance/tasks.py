@@ -2,7 +2,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from . import backup, online
+from . import alerts, backup, online
 from .install import run_job
 
 
@@ -34,3 +34,9 @@ def check_for_update():
     it here, never asks the server itself): ask the update server what it offers and store
     the answer, or the reason the check failed, for the pages to show."""
     return online.check().available_version
+
+
+@shared_task(ignore_result=True)
+def deliver_alerts():
+    """Beat, every 2 s: send the queued alerts (core.alerts) by email, webhook and SNMP trap."""
+    return alerts.deliver_queued()

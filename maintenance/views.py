@@ -6,17 +6,20 @@ from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.signals import user_login_failed
+from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from core import roles
 from core.audit import record_audit, record_change
 from core.runtime import supervisor_state
+from core.signals import users_changed
 from core.version import __version__
 from core.workers import WorkerUnavailable, send_task
 
-from . import backup, online, restarts, updates
+from . import backup, online, restarts, updates, users
 from .forms import BackupForm, OfflineUpdateForm, OnlineUpdateForm, RestoreForm, WebUISettingsForm
 from .models import OnlineUpdate, Revision, UpdateJob, WebUISettings
 from .revisions import KEEP as REVISIONS_KEPT
@@ -31,8 +34,10 @@ CHECK_WAIT = 60  # seconds the page waits for the worker before saying it did no
 
 
 def passwords(request):
-    """Maintenance > Passwords: the current password is required; weak ones are refused by
-    the validators in settings (length 10+, not common, not all digits, not like the name)."""
+    """Maintenance > Passwords: every user changes their own password here (the current one
+    is required; weak ones are refused by the validators in settings: length 10+, not common,
+    not all digits, not like the name); a `config` user also sees every user with their role
+    and adds, edits and removes them (maintenance.users_views)."""
     form = PasswordChangeForm(request.user, request.POST or None)
     valid = request.method == "POST" and form.is_valid()
     if form.has_error("old_password", "password_incorrect"):
@@ -43,10 +48,15 @@ def passwords(request):
         user = form.save()
         update_session_auth_hash(request, user)  # this browser stays logged in
         record_audit(user, "changed the password")
+        # a Primary sends the new hash to its Secondary now (on commit)
+        transaction.on_commit(lambda: users_changed.send(sender=None, user=user.username),
+                              robust=True)
         messages.success(request, f"The password of {user.get_username()} is changed.")
         return redirect("maintenance:passwords")
-    return render(request, "maintenance/passwords.html", {"page_title": "Passwords",
-                                                          "form": form})
+    return render(request, "maintenance/passwords.html", {
+        "page_title": "Passwords", "form": form, "appliance_user": settings.APPLIANCE_USER,
+        "users": users.users_with_roles() if roles.allows(
+            roles.role_of(request.user), "maintenance:user-add", "GET") else None})
 
 
 def backup_restore(request):

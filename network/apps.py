@@ -8,6 +8,7 @@ class NetworkConfig(AppConfig):
     verbose_name = "Local Configuration"
 
     def ready(self):
-        from . import models  # app loading: models import once the apps are ready
+        from . import guard, models, services  # app loading: they import models
 
         configuration.register_address_provider(models.addresses_held)
+        guard.register(guard.NETWORK, services.NETWORK_CHANGE)

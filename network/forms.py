@@ -10,6 +10,8 @@ from django.core.exceptions import ValidationError
 
 from core.configuration import INTERFACE, address_clash, holders
 
+from .models import GraphingSettings
+
 VLAN_PARENT_KINDS = ("", "veth", "bond", "bridge")  # physical NICs have no kind
 # What Linux takes as an interface name, less what would be awkward to type or show.
 INTERFACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
@@ -303,3 +305,20 @@ class HostnameDnsForm(forms.Form):
     dns1 = forms.GenericIPAddressField(label="DNS Server 1", required=False)
     dns2 = forms.GenericIPAddressField(label="DNS Server 2", required=False)
     dns3 = forms.GenericIPAddressField(label="DNS Server 3", required=False)
+
+
+class GraphingForm(forms.ModelForm):
+    """Local Configuration › Graphing: how often the sampler runs, what it keeps."""
+
+    class Meta:
+        model = GraphingSettings
+        fields = ["interval", "real_servers"]
+        help_texts = {
+            "interval": "Changing it starts the Hour graphs again: their ring is made anew "
+                        "with one point per interval, and what it held is lost. Day, week, "
+                        "month and year keep their history (their points are 1 min and more).",
+            "real_servers": "Five series per real server: new connections, packets and bytes "
+                            "in and out. Off: they are no longer written (what they hold is "
+                            "kept until their real server is deleted); Layer 4 Traffic Rate "
+                            "and /metrics still show each real server's rates.",
+        }

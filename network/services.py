@@ -12,10 +12,10 @@ from core.audit import record_audit, record_change
 from core.configuration import holders
 from core.workers import WorkerUnavailable, ask_dataplane
 
-from . import rules
-from .models import NetworkConfiguration, PendingNetworkChange
+from . import guard, rules, snmpd
+from .models import NetworkConfiguration, PendingNetworkChange, SnmpSettings
 from .tasks import apply_network as apply_network_task
-from .tasks import describe_network_namespace, roll_back_unconfirmed
+from .tasks import describe_network_namespace, put_back_network, roll_back_unconfirmed
 
 
 def live_interfaces():
@@ -40,10 +40,11 @@ def do_configure_network(changes, user, browser_address=""):
     """Apply a Local Configuration change through the dataplane worker, and save it only once
     the kernel took it. `changes` replaces keys of the stored configuration.
 
-    The lock-out guard: if the change removes `browser_address` (the address the browser is
-    using), or every address of a subnet that a real server, a fallback server, a floating IP
-    or a VIP lives in (network.rules), it is kept only if confirmed in time — else the worker
-    puts the previous settings back by itself: returns the PendingNetworkChange then."""
+    The lock-out guard (network.guard): if the change removes `browser_address` (the
+    appliance's address the browser is using), or every address of a subnet that a real
+    server, a fallback server, a floating IP or a VIP lives in (network.rules), it is kept only
+    if confirmed in time — else the worker puts the previous settings back by itself: returns
+    the PendingNetworkChange then."""
     stored = NetworkConfiguration.load()
     previous = stored.as_dict()
     config = previous | changes
@@ -58,26 +59,87 @@ def do_configure_network(changes, user, browser_address=""):
         record_change(user, f"configured the network: {', '.join(sorted(changes))}")
         cut = rules.left_unconnected(previous["interfaces"], config["interfaces"], holders())
         if cut or (browser_address and _removes(previous, config, browser_address)):
-            pending = PendingNetworkChange.objects.create(
-                token=secrets.token_urlsafe(24), previous=previous,
-                deadline=timezone.now() + datetime.timedelta(
-                    seconds=settings.NETWORK_CONFIRM_SECONDS))
-            token = pending.token
-            transaction.on_commit(lambda: roll_back_unconfirmed.apply_async(
-                (token,), countdown=settings.NETWORK_CONFIRM_SECONDS))
+            pending = hold_change(guard.NETWORK, previous, browser_address)
     signals.network_applied.send(sender=None)
     return pending
 
 
+# -- the lock-out guard (network.guard) ---------------------------------------------------------
+
+def hold_change(kind, previous, browser=""):
+    """Hold a change of this kind that was just applied and saved: it is kept only if
+    confirmed within NETWORK_CONFIRM_SECONDS (do_confirm_change), else the dataplane worker
+    puts `previous` back (network.tasks.roll_back_unconfirmed, sent with that countdown once
+    this transaction commits). Call it inside the transaction that saves the change.
+
+    A change made while an earlier one of its kind still waits replaces it: a roll-back goes
+    back to the last settings someone kept (the earlier one's finds nothing left to undo; had
+    it run, it would have put back the settings of a change nobody kept)."""
+    first = guard.waiting(kind).order_by("created", "id").first()
+    if first is not None:
+        previous = first.previous
+    drop_waiting(kind)
+    seconds = settings.NETWORK_CONFIRM_SECONDS
+    pending = PendingNetworkChange.objects.create(
+        kind=kind, token=secrets.token_urlsafe(24), previous=previous, browser=browser,
+        deadline=timezone.now() + datetime.timedelta(seconds=seconds))
+    token = pending.token
+    transaction.on_commit(lambda: roll_back_unconfirmed.apply_async((token,),
+                                                                    countdown=seconds))
+    return pending
+
+
+def drop_waiting(kind):
+    """Forget the changes of this kind still waiting: a later one replaced them."""
+    guard.waiting(kind).delete()
+
+
+def do_confirm_change(token, user, browser=None):
+    """Keep a held change — only if its kind lets this Browser keep it (a lockdown: from an
+    address it admits; None: a browser whose addresses are not known). "kept", "too late"
+    (rolled back, or no such change) or "refused"."""
+    browser = browser or guard.Browser()
+    with transaction.atomic():
+        pending = PendingNetworkChange.objects.select_for_update().filter(token=token).first()
+        if pending is None or pending.rolled_back:
+            return "too late"
+        kind = guard.kind_of(pending)
+        if not kind.may_confirm(pending, browser):
+            return "refused"
+        pending.confirmed = True
+        pending.save(update_fields=["confirmed"])
+        where = f" from {browser.came_from}" if browser.came_from else ""
+        record_audit(user, f"confirmed the {kind.noun}{where}")
+    return "kept"
+
+
 def reasons_held(pending):
-    """Why `pending` waits for confirmation, in words: the subnets it leaves without an
-    address that the configuration's servers, floating IPs or VIPs live in (none: it removed
-    the browser's address)."""
+    """Why a held network change waits for confirmation, in words: the subnets it leaves
+    without an address that the configuration's servers, floating IPs or VIPs live in (none:
+    it removed the browser's address)."""
     if pending is None or pending.rolled_back:
         return []
     current = NetworkConfiguration.load().interfaces
     return rules.describe_unconnected(rules.left_unconnected(
         pending.previous.get("interfaces", {}), current, holders()))
+
+
+def keeps_the_browsers_address(pending, browser):
+    """Whether the browser reached the appliance at an address the held network change kept
+    (or at one not known: no gunicorn socket, or loopback through a forward)."""
+    current = NetworkConfiguration.load().as_dict()
+    return not (browser.arrived_on and _removes(pending.previous, current, browser.arrived_on))
+
+
+NETWORK_CHANGE = guard.Kind(  # registered by NetworkConfig.ready
+    undo=put_back_network, reasons=reasons_held, may_confirm=keeps_the_browsers_address,
+    title="Network Interface Configuration", home="local:interfaces", page="local:network-confirm",
+    noun="network change", short="change", previous="the previous settings",
+    where="one of the new addresses",
+    inside="Your browser reaches the appliance at an address the change kept.",
+    outside="This change removed the address your browser is using ({arrived_on}).",
+    refused="Your browser reached the appliance at {arrived_on}, an address this change "
+            "removed: confirm from one of the new addresses.")
 
 
 def _addresses(config):
@@ -99,12 +161,38 @@ def do_save_hostname_dns(hostname, dns, user):
     return stored
 
 
-def do_confirm_network_change(token, user):
+@transaction.atomic
+def do_save_graphing(graphing, user):
+    """Store Local Configuration › Graphing (GraphingSettings, validated by full_clean)."""
+    graphing.pk = 1
+    graphing.full_clean()
+    graphing.save()
+    record_change(user, f"set graphing: sample every {graphing.interval} s, real servers' "
+                        f"graphs {'on' if graphing.real_servers else 'off'}")
+    return graphing
+
+
+def do_save_snmp(snmp, user):
+    """Store SNMP Configuration (an SnmpSettings, validated by full_clean) and put it into
+    effect: snmpd.conf written and snmpd (re)started, or removed and stopped. Returns "" or,
+    when no supervisor took the request, why (the settings are saved all the same)."""
     with transaction.atomic():
-        pending = PendingNetworkChange.objects.select_for_update().filter(token=token).first()
-        if pending is None or pending.rolled_back:
-            return False
-        pending.confirmed = True
-        pending.save()
-        record_audit(user, "confirmed the network change from the new address")
-    return True
+        snmp.pk = 1
+        snmp.full_clean(validate_unique=False)  # the one row, replaced: pk 1 is meant
+        snmp.save()
+        record_change(user, f"set SNMP: {snmpd.describe(snmp)}")
+    return refresh_snmp(snmp, by=str(user))
+
+
+def refresh_snmp(snmp=None, by=snmpd.BY):
+    """snmpd's configuration from the stored settings (also after a hostname change: it is
+    sysName). Returns "" or why snmpd could not be (re)started, in words."""
+    snmp = snmp or SnmpSettings.load()
+    if not snmp.enabled and not snmpd.conf_path().exists():
+        return ""  # never enabled, or already off: nothing to stop
+    try:
+        snmpd.put_in_effect(snmp, NetworkConfiguration.load().hostname, by=by)
+    except WorkerUnavailable as problem:
+        return f"snmpd could not be {'restarted' if snmp.enabled else 'stopped'}: {problem}"
+    return ""
+

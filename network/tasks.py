@@ -3,12 +3,13 @@
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from core import signals
 from core.audit import record_change
 
-from . import kernel, netlink
-from .models import NetworkConfiguration, PendingNetworkChange
+from . import guard, kernel, netlink
+from .models import NetworkConfiguration
 
 
 @shared_task
@@ -40,12 +41,14 @@ def apply_network(config):
 
 @shared_task
 def apply_network_from_database():
-    """At worker start: the stored Local Configuration back into the kernel.
+    """At worker start: the stored Local Configuration back into the kernel — after a held
+    change whose time ran out while the worker was away is rolled back (resume_guard).
 
     At the very first start nothing is stored yet: the interfaces as the system brought them
     up become the stored configuration, so that every rule over the configuration (a gateway
     on a connected subnet, an address used twice) can be checked against it alone — by the
     WebUI, a restore or a replica — never against the kernel."""
+    resume_guard(guard.NETWORK)
     stored = NetworkConfiguration.load()
     if not stored.interfaces:
         names = [i["name"] for i in netlink.list_interfaces() if i["name"] != "lo"]
@@ -63,18 +66,34 @@ def write_resolver_files(hostname, dns):
 
 @shared_task
 def roll_back_unconfirmed(token):
-    """The lock-out guard: a change nobody confirmed from the new address is undone."""
-    with transaction.atomic():
-        pending = PendingNetworkChange.objects.select_for_update().filter(token=token).first()
-        if pending is None or pending.confirmed or pending.rolled_back:
-            return "kept"
-        kernel.apply_network(pending.previous)
-        stored = NetworkConfiguration.load()
-        for key, value in pending.previous.items():
-            setattr(stored, key, value)
-        stored.save()
-        pending.rolled_back = True
-        pending.save()
-        record_change("lbadmin", "rolled back a network change nobody confirmed in time")
-    signals.network_applied.send(sender=None)
-    return "rolled back"
+    """The lock-out guard (network.guard), for every kind of held change: one nobody
+    confirmed in time is undone by its kind — "kept", "rolled back" or why it could not be."""
+    return guard.roll_back(token)
+
+
+def resume_guard(kind):
+    """When the dataplane worker starts, before it applies this kind's settings from the
+    database: a held change whose time ran out while the worker was away is rolled back now,
+    and one still within its time has its roll-back sent again for its deadline — the one sent
+    when it was held is lost if Redis restarted, and a killed worker's is redelivered only an
+    hour later (Redis' visibility timeout). A change rolled back twice is undone once."""
+    for pending in guard.waiting(kind):
+        if pending.deadline <= timezone.now():
+            guard.roll_back(pending.token)
+        else:
+            roll_back_unconfirmed.apply_async((pending.token,), eta=pending.deadline)
+
+
+def put_back_network(previous):
+    """The network kind's undo (network.guard.Kind): the settings before a held change back
+    in the kernel and the database, the data plane's addresses placed again once committed."""
+    try:
+        kernel.apply_network(previous)
+    except kernel.NetworkError as error:
+        raise guard.UndoFailed(str(error)) from None
+    stored = NetworkConfiguration.load()
+    for key, value in previous.items():
+        setattr(stored, key, value)
+    stored.save()
+    record_change("lbadmin", "rolled back a network change nobody confirmed in time")
+    transaction.on_commit(lambda: signals.network_applied.send(sender=None))

@@ -1,14 +1,17 @@
-"""Local Configuration pages: Network Interface Configuration, Routing, Hostname & DNS."""
+"""Local Configuration pages: Network Interface Configuration, Routing, Hostname & DNS; and
+the lock-out guard's page, which every kind of held change shares (network.guard)."""
 
+import datetime
 import ipaddress
 
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core.workers import WorkerUnavailable, ask_dataplane
 
-from . import services
+from . import guard, services
 from .forms import HostnameDnsForm, InterfacesForm, RoutingForm, VlanForm, connected_networks
 from .models import NetworkConfiguration, PendingNetworkChange
 from .services import live_interfaces
@@ -44,7 +47,7 @@ def _configure(request, form, changes, success_url):
         form.add_error(None, f"{problem} Nothing was changed.")
         return None
     if pending:
-        return redirect("local:network-confirm-wait", token=pending.token)
+        return redirect("local:network-confirm", token=pending.token)
     messages.success(request, "Applied.")
     return redirect(success_url)
 
@@ -97,29 +100,46 @@ def remove_vlan(request):
         messages.error(request, f"{name} could not be removed: {problem}")
     else:
         if pending:
-            return redirect("local:network-confirm-wait", token=pending.token)
+            return redirect("local:network-confirm", token=pending.token)
         messages.success(request, f"VLAN {name} removed.")
     return redirect("local:interfaces")
 
 
-def confirm_wait(request, token):
-    pending = PendingNetworkChange.objects.filter(token=token).first()
-    return render(request, "network/network_confirm_wait.html", {
-        "page_title": "Network Interface Configuration", "pending": pending,
-        "reasons": services.reasons_held(pending)})
+def guard_browser(request):
+    """This browser as the lock-out guard judges it: the address it came from and the
+    appliance's address it arrived on."""
+    return guard.Browser(came_from=request.META.get("REMOTE_ADDR", ""),
+                         arrived_on=browser_address(request))
 
 
-def confirm(request, token):
-    pending = PendingNetworkChange.objects.filter(token=token).first()
+OVERDUE = datetime.timedelta(seconds=10)  # past the deadline, a roll-back should have run
+
+
+def pending_change(request, token, kind):
+    """The lock-out guard's page for a held change of `kind` (its URL says which: the page
+    stays under the menu the change was made on): what waits, until when, and whether this
+    browser may keep it. A POST keeps it, if this browser may."""
+    held = guard.KINDS[kind]
+    pending = PendingNetworkChange.objects.filter(token=token, kind=kind).first()
+    browser = guard_browser(request)
     if request.method == "POST" and pending:
-        if services.do_confirm_network_change(token, request.user):
-            messages.success(request, "The network change is confirmed and kept.")
+        outcome = services.do_confirm_change(token, request.user, browser)
+        if outcome == "kept":
+            messages.success(request, f"The {held.noun} is confirmed and kept.")
+            return redirect(held.home)
+        if outcome == "refused":
+            messages.error(request, held.refused.format(**browser._asdict()))
         else:
-            messages.error(request, "Too late: the change was rolled back.")
-        return redirect("local:interfaces")
+            messages.error(request, f"Too late: the {held.short} was rolled back.")
+        return redirect(held.page, token=token)
     return render(request, "network/network_confirm.html", {
-        "page_title": "Network Interface Configuration", "pending": pending,
-        "reasons": services.reasons_held(pending)})
+        "page_title": held.title, "kind": held, "pending": pending,
+        "may_confirm": pending is not None and held.may_confirm(pending, browser),
+        "inside": held.inside.format(**browser._asdict()),
+        "outside": held.outside.format(**browser._asdict()),
+        "reasons": held.reasons(pending) if pending else [],
+        # the time is up and the worker has not rolled it back (yet): say so
+        "overdue": pending is not None and timezone.now() > pending.deadline + OVERDUE})
 
 
 def routing(request):
@@ -156,6 +176,8 @@ def hostname_dns(request):
             messages.error(request, f"Saved, but not written yet: {problem}")
         else:
             messages.success(request, "Hostname and DNS saved and written.")
+        if problem := services.refresh_snmp():  # the hostname is SNMP's sysName
+            messages.error(request, f"SNMP's sysName is not updated yet: {problem}")
         return redirect("local:hostname-dns")
     return render(request, "network/hostname_dns.html", {
         "page_title": "Hostname & DNS", "form": form})

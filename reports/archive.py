@@ -29,8 +29,9 @@ from core.runtime import service_status, supervisor_state
 from core.workers import WorkerUnavailable, ask_dataplane
 from ha.models import Pair
 from healthchecks.models import HealthEvent
-from maintenance import backup
+from maintenance import backup, certificate
 from maintenance.restarts import service_rows
+from network.models import SnmpSettings
 from network.services import live_interfaces
 from network.tasks import describe_routes
 
@@ -54,7 +55,12 @@ class Scrubber:
     every password hash and its digest, the pairing secret) and whatever has their shape."""
 
     def __init__(self):
-        values = {settings.SECRET_KEY, Pair.load().secret}
+        values = {settings.SECRET_KEY, Pair.load().secret,
+                  # the WebUI's key, line by line: found even without its PEM armour
+                  *certificate.key_lines(settings.DATA_DIR),
+                  # SNMP's community and v3 passphrases (snmpd logs nothing of them, but a
+                  # configuration pasted into a log line would)
+                  *SnmpSettings.load().secrets()}
         for encoded in get_user_model().objects.values_list("password", flat=True):
             values.add(encoded)
             values.update(part for part in encoded.split("$") if len(part) >= 16)
@@ -81,7 +87,8 @@ class Archive:
         manifest = [f"lbadmin support archive, version {version.__version__}, made "
                     f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}", "",
                     "Never in it: passwords or their hashes, the secret key, private keys, "
-                    "the pairing secret, backup passphrases.", ""]
+                    "the pairing secret, backup passphrases, SNMP's community and "
+                    "passphrases.", ""]
         manifest += [f"{name:32} {len(data):>9} bytes  {about}"
                      for name, about, data in self.members]
         members = [("MANIFEST", ("\n".join(manifest) + "\n").encode())] + \
@@ -186,6 +193,11 @@ def _health_events():
     return "\n".join(lines or ["No health-check transitions recorded."]) + "\n"
 
 
+def _webui_certificate():
+    described = certificate.describe(settings.DATA_DIR)
+    return described.as_text() if described else "No WebUI certificate file was found.\n"
+
+
 def _pair():
     pair = Pair.load()
     if not pair.paired:
@@ -214,6 +226,8 @@ def build_support_archive():
         ("health-events.txt", f"the newest {HEALTH_EVENTS} health-check transitions",
          _health_events),
         ("ha-pair.txt", "the clustered pair's state (without its secret)", _pair),
+        ("webui-certificate.txt", "the WebUI certificate's names, issuer, validity and "
+         "fingerprint (never its key)", _webui_certificate),
     ]
     for name, about, make in parts:
         archive.add(name, about, _guarded(make))

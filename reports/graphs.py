@@ -1,16 +1,15 @@
 """Reports › Graphs and System Overview's graphs: pictures drawn in the browser (uPlot,
 vendored in static/vendor/uplot/, by static/js/graphs.js) from the JSON of `graph_data`, read
-from the rings of reports/store.py."""
+from the rings of core/rings.py."""
 
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
 
 from clusters.models import VirtualService
-from core.graphing import ARCHIVES, INTERVAL
+from core import rings
+from core.graphing import RANGE_NAMES
+from network.models import GraphingSettings
 
-from . import store
-
-RANGE_NAMES = [name for name, _, _ in ARCHIVES]
 SYSTEM_GRAPHS = {
     "bandwidth": "Network bandwidth",
     "packets": "Network packets",
@@ -24,7 +23,7 @@ def lines_of(graph):
     """(title, unit, [(label, series)]) of one graph, or Http404."""
     if graph == "bandwidth" or graph == "packets":
         field, unit = ("bits", "bit/s") if graph == "bandwidth" else ("packets", "packets/s")
-        interfaces = sorted({name.split("/")[1] for name in store.series("if")})
+        interfaces = sorted({name.split("/")[1] for name in rings.series("if")})
         return SYSTEM_GRAPHS[graph], unit, [
             (f"{interface} {label}", f"if/{interface}/{side}_{field}")
             for interface in interfaces for side, label in (("rx", "in"), ("tx", "out"))]
@@ -55,7 +54,7 @@ def graph_data(request):
     title, unit, lines = lines_of(request.GET.get("graph", ""))
     xs, series = [], []
     for label, name in lines:
-        times, values = store.fetch(name, range_name)
+        times, values = rings.fetch(name, range_name)
         if times and len(times) > len(xs):
             xs = times
         series.append({"label": label, "values": values})
@@ -73,6 +72,7 @@ def graphs(request):
         graphs_shown = [f"vs-{chosen}", f"vsbytes-{chosen}", *graphs_shown]
     return render(request, "reports/graphs.html", {
         "page_title": "Graphs", "graphs": graphs_shown, "ranges": RANGE_NAMES,
-        "services": services, "chosen": chosen, "interval": INTERVAL,
-        "store_missing": "" if store.available() else store.MISSING,
+        "services": services, "chosen": chosen,
+        "interval": GraphingSettings.load().interval,
+        "store_missing": "" if rings.available() else rings.MISSING,
     })

@@ -1,9 +1,9 @@
 """Reports › Layer 4 Status and Layer 4 Current Connections: what they show, apart from the
-views (no seam here: the connections are read by the dataplane worker, reports.tasks).
+views (no seam here: the connections are read by the reader worker, reports.tasks).
 
 Where each figure comes from:
 - state, weight, health: System Overview's rows (clusters.status), the same words and colours;
-- active / inactive connections: the dataplane worker's sampler (clusters.tasks, every 2 s)
+- active / inactive connections: the reader worker's sampler (clusters.tasks, every 2 s)
   reads conntrack once and records per mark how many are ESTABLISHED (active) and in any other
   state (inactive), as IPVS counts ActiveConn and InActConn (clusters.runtime);
 - "since": for the administrator's state (Online/Drain/Halt), the audit trail's newest line
@@ -11,7 +11,9 @@ Where each figure comes from:
   that added the server; for health, healthchecks' ServerHealth row, written with each
   transition's HealthEvent (Logs › Health Checks). Both are in the database, so they survive
   a restart of Redis or of the appliance.
-- the connections: conntrack's own listing, read and paged by the dataplane worker.
+- the connections: the kernel's conntrack table, read live (filtered by the kernel) and paged
+  by the reader worker (clusters.dataplane.conntrack.list_connections) — never the sampler's
+  figures, so a connection Halt cut is gone from the next page.
 """
 
 import ipaddress

@@ -15,7 +15,7 @@ from clusters.models import VirtualService
 from clusters.status import PER_PAGE as SERVICES_PER_PAGE
 from clusters.status import layer4_status
 from core.runtime import redis_client
-from core.workers import WorkerUnavailable, ask_dataplane
+from core.workers import WorkerUnavailable, ask_worker
 
 from . import layer4_reports as reports
 from .tasks import list_connections
@@ -66,14 +66,17 @@ def layer4_connections_page(request):
         answer = {"total": 0, "rows": []}
     else:
         try:
-            answer = ask_dataplane(list_connections, marks=marks, client=chosen.client,
-                                   offset=chosen.offset, limit=reports.PER_PAGE)
+            answer = ask_worker(list_connections, marks=marks, client=chosen.client,
+                                offset=chosen.offset, limit=reports.PER_PAGE)
         except WorkerUnavailable as problem:
             error = f"{problem} The tracked connections cannot be shown."
     rows = reports.connection_rows(answer) if answer else []
     paging = reports.Paging(chosen.page, reports.PER_PAGE, answer["total"] if answer else 0,
                             len(rows))
     here = reverse("reports:layer4-connections")
+    # the total came from the sampler (reports.tasks.list_connections) when there are more
+    # connections than the pages read so far
+    counted_at = answer.get("counted_at") if answer and paging.last < paging.total else None
 
     def link(page):
         params = chosen.params(page)
@@ -82,6 +85,8 @@ def layer4_connections_page(request):
     context = {
         "page_title": "Layer 4 Current Connections", "chosen": chosen, "answer": answer,
         "rows": rows, "paging": paging, "error": error,
+        "counted_at": datetime.fromtimestamp(counted_at, tz=timezone.get_current_timezone())
+        if counted_at else None,
         "services": VirtualService.objects.prefetch_related("real_servers"),
         "previous_link": link(chosen.page - 1) if chosen.page > 1 else None,
         "next_link": link(chosen.page + 1) if chosen.page < paging.pages else None,

@@ -1,12 +1,12 @@
-"""The graphs' sampler: a beat task on the dataplane worker (reports.tasks.sample_traffic,
-every core.graphing.INTERVAL seconds), in the appliance's namespace, with CAP_NET_ADMIN to
-read nftables.
+"""The graphs' sampler: a beat task (reports.tasks.sample_traffic, sent every
+core.graphing.BEAT_EVERY seconds to the worker core.queues routes it to; it samples when Local
+Configuration › Graphing's interval is due), in the appliance's namespace, with CAP_NET_ADMIN
+to read nftables.
 
-One sample: the table's traffic counters in one libnftables call (clusters.dataplane.nft.
-read_counters: only marks that carried traffic in the last hour), /proc for load, memory and
-each interface, statvfs for the disk; rates from the difference with the previous sample of
-this process; the rates go to Redis (Reports › Layer 4 Traffic Rate, /metrics) and to the
-rings (reports/store.py).
+One sample: the table's traffic counters (clusters.dataplane.nft.read_counters: only marks
+that carried traffic in the last hour), /proc for load, memory and each interface, statvfs for
+the disk; rates from the difference with the previous sample of this process; the rates go to
+Redis (Reports › Layer 4 Traffic Rate, /metrics) and to the rings (core/rings.py).
 """
 
 import json
@@ -17,11 +17,11 @@ from django.conf import settings
 
 from clusters.dataplane import nft
 from clusters.dataplane.desired import FALLBACK_BIT, MASQ_BIT
-from clusters.models import RealServer
-from core.graphing import graphs_dir
+from clusters.models import ConfigGeneration, RealServer, VirtualService
+from core import rings
+from core.graphing import BEAT_EVERY
 from core.runtime import read_meminfo, redis_client
-
-from . import store
+from network.models import GraphingSettings
 
 RATES_KEY = "lbadmin:traffic:rates"
 FIELDS = ("conns", "packets_in", "packets_out", "bytes_in", "bytes_out")
@@ -61,16 +61,31 @@ def owner_of(mark, service_of_server):
 
 def rates(counted, seconds, service_of_server):
     """{(mark, field): count} over `seconds` -> per service and per pair, per second:
-    {"services": {sid: {field: rate}}, "servers": {"sid/rsid": {field: rate}}}."""
-    services, servers = {}, {}
+    {"services": {sid: {field: rate}}, "servers": {"sid/rsid": {field: rate}}}. Per pair
+    first, then each service the sum of its pairs: at 10,000 moving counters, a third of the
+    time of adding every count to both."""
+    pairs, owners = {}, {}
     for (mark, name), count in counted.items():
-        owner = owner_of(mark, service_of_server)
-        if owner is None or not count:
+        if not count:  # most counters of a large table, most of the time: nothing to add
             continue
-        sid, rsid = owner
-        for table, key in ((services, str(sid)), (servers, f"{sid}/{rsid}")):
-            row = table.setdefault(key, dict.fromkeys(FIELDS, 0.0))
-            row[name] += count / seconds
+        owner = owners.get(mark, False)
+        if owner is False:
+            owner = owners[mark] = owner_of(mark, service_of_server)
+        if owner is None:
+            continue
+        row = pairs.get(owner)
+        if row is None:
+            row = pairs[owner] = dict.fromkeys(FIELDS, 0.0)
+        row[name] += count / seconds
+    services, servers = {}, {}
+    for (sid, rsid), row in pairs.items():
+        servers[f"{sid}/{rsid}"] = row
+        total = services.get(str(sid))
+        if total is None:
+            services[str(sid)] = dict(row)
+        else:
+            for name, rate in row.items():
+                total[name] += rate
     return {"services": services, "servers": servers}
 
 
@@ -108,10 +123,11 @@ def system_counters():
     return flat, gauges
 
 
-def sample(now=None):
+def sample(now=None, graphing=None):
     """One sample; returns the rates written (None for the first sample of a process, which
     has nothing to take a difference from)."""
     global _previous
+    graphing = graphing or GraphingSettings.load()
     started = time.monotonic()
     flat = flatten(nft.read_counters())
     interfaces, gauges = system_counters()
@@ -119,47 +135,79 @@ def sample(now=None):
     previous, _previous = _previous, (started, flat)
     values = dict(gauges)
     result = None
-    if previous is not None and 0 < started - previous[0] < 10 * 60:
+    # what a sample is allowed to span: a few missed intervals, not a stopped worker's hours
+    if previous is not None and 0 < started - previous[0] < max(10 * 60, 3 * graphing.interval):
         seconds = started - previous[0]
         counted = deltas(previous[1], flat)
         for key, count in counted.items():
             if key[0] == "if":
                 values[f"if/{key[1]}/{key[2]}"] = count / seconds
-        service_of_server = dict(RealServer.objects.values_list("id", "service_id"))
+        service_of_server = owners()
         result = rates({key: count for key, count in counted.items() if key[0] != "if"},
                        seconds, service_of_server)
         for sid, row in result["services"].items():
             values.update({f"vs/{sid}/{name}": value for name, value in row.items()})
-        for pair, row in result["servers"].items():
-            sid, rsid = pair.split("/")
-            values.update({f"rs/{sid}/{rsid}/{name}": value for name, value in row.items()})
-        # a series that had traffic before gets its 0 now: every existing file is written
-        for name in _traffic_series():
-            values.setdefault(name, 0.0)
+        if graphing.real_servers:
+            for pair, row in result["servers"].items():
+                sid, rsid = pair.split("/")
+                values.update({f"rs/{sid}/{rsid}/{name}": value for name, value in row.items()})
         result.update({"at": now or time.time(), "seconds": seconds})
-        redis_client().set(RATES_KEY, json.dumps(result), ex=INTERVAL_KEPT)
-    store.write(values, now, always=("system/", "if/"))
-    if store.available():  # store.write made a file for every traffic series not at 0
-        _traffic_series().update(name for name, value in values.items()
-                                 if value and name.startswith(TRAFFIC_SERIES))
+        redis_client().set(RATES_KEY, json.dumps(result),
+                           ex=max(INTERVAL_KEPT, 3 * graphing.interval))
+    # a series that had traffic before gets its 0 now (`zero`): its line goes down to 0
+    rings.write(values, now, interval=graphing.interval, always=("system/", "if/"),
+                zero=("vs/", "rs/") if graphing.real_servers else ("vs/",))
     return result
 
 
-TRAFFIC_SERIES = ("vs/", "rs/")
-_known = {}  # graphs directory -> names of its traffic series: listed once, then kept
+_last_sampled = None  # monotonic time of this process's last sample (sample_if_due)
 
 
-def _traffic_series():
-    """The traffic series that have a file. Listing 15,000 files took 0.19 s of every sample,
-    so the directory is listed once per process and the set kept as files are made."""
-    root = graphs_dir()
-    if root not in _known:
-        _known[root] = {name for prefix in TRAFFIC_SERIES
-                        for name in store.series(prefix.rstrip("/"))}
-    return _known[root]
+def sample_if_due():
+    """What beat sends every BEAT_EVERY seconds: a sample when the configured interval has
+    passed since this process's last one (half a beat early is due: beat's ticks jitter), else
+    nothing. Returns whether it sampled."""
+    global _last_sampled
+    graphing = GraphingSettings.load()
+    now = time.monotonic()
+    if _last_sampled is not None and now - _last_sampled < graphing.interval - BEAT_EVERY / 2:
+        return False
+    _last_sampled = now
+    sample(graphing=graphing)
+    return True
 
 
-INTERVAL_KEPT = 60  # seconds the last rates stay readable: older ones are not "now"
+_generation = {}  # the configuration generation whose deleted series were last forgotten
+
+
+def owners():
+    """{real server id (its mark): service id}; when the configuration generation changed,
+    the series of deleted services and real servers are forgotten too (their columns freed
+    for new ones)."""
+    servers = dict(RealServer.objects.values_list("id", "service_id"))
+    generation = ConfigGeneration.current()
+    if _generation.get("number") != generation:
+        forget_deleted(set(VirtualService.objects.values_list("id", flat=True)), servers)
+        _generation["number"] = generation
+    return servers
+
+
+def forget_deleted(service_ids, service_of_server):
+    """Free the columns of the series whose service or real server is gone."""
+    return rings.forget([name for name in rings.series("vs") + rings.series("rs")
+                         if not still_there(name.split("/"), service_ids, service_of_server)])
+
+
+def still_there(parts, service_ids, service_of_server):
+    """Whether the service of a series ["vs", sid, field] or the pair of ["rs", sid, rsid,
+    field] still exists (a fallback's pair lives as long as its service)."""
+    if not parts[1].isdigit() or int(parts[1]) not in service_ids:
+        return False
+    return parts[0] != "rs" or parts[2] == "fallback" or (
+        parts[2].isdigit() and service_of_server.get(int(parts[2])) == int(parts[1]))
+
+
+INTERVAL_KEPT = 60  # seconds the last rates stay readable at least: older ones are not "now"
 
 
 def read_rates(client=None):

@@ -1,4 +1,4 @@
-"""Start and stop the appliance's processes: Redis, gunicorn, the three workers and beat, and
+"""Start and stop the appliance's processes: Redis, gunicorn, the four workers and beat, and
 the HA pair's keepalived and conntrackd where the ha app has configured them.
 
 `make demo` and the system tests both use this, so what the tests prove is what the demo runs.
@@ -22,6 +22,11 @@ first, keepalived before anything else (SIGTERM: it sends a priority-0 advert an
 addresses, so the peer takes over at once). The ha app writes the files and asks the
 supervisor to start or stop them.
 
+chronyd (NTP, Local Configuration > System Date & time) runs likewise, in the appliance's
+namespace, wherever the network app wrote <etc>/chrony/chrony.conf; the page asks the
+supervisor to restart it after a save. It sets the clock only on an appliance (root, no lab:
+CAP_SYS_TIME); in a lab it runs with -x (chrony_sets_clock).
+
 Started as root (`make demo`, the system tests), the Stack gives every service only what its
 job needs (DESIGN.md, "Privileges"): the data directory belongs to the service user
 (`lbadmin`, mode 0700), every service runs with umask 077 as that user, entered through
@@ -36,6 +41,7 @@ import pwd
 import re
 import signal
 import socket
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -51,6 +57,10 @@ from redis.retry import Retry
 from core.cgroups import cgroup2_mount
 from core.queues import TASK_ROUTES
 from core.runtime import (
+    CHRONY_CONF_PATH,
+    CHRONY_DIR_NAME,
+    CHRONY_PID_NAME,
+    CHRONY_SOCKET_NAME,
     CONNTRACKD_CONF_NAME,
     CONNTRACKD_LOCK_NAME,
     CONNTRACKD_SOCKET_NAME,
@@ -60,6 +70,9 @@ from core.runtime import (
     KEEPALIVED_PID_NAME,
     KEEPALIVED_VRRP_PID_NAME,
     SERVICES,
+    SNMP_DIR_NAME,
+    SNMP_PERSIST_DIR_NAME,
+    SNMPD_CONF_NAME,
     workers_by_queue,
 )
 from core.versions import VersionError, version_tuple
@@ -73,6 +86,9 @@ WORKERS = {
     "dataplane": ["-P", "solo"],
     # checks wait on the network and on scripts: threads, so a slow one holds one thread only
     "checks": ["-P", "threads", "-c", "64"],
+    # read-only kernel reads (core.queues): the samplers and Current Connections' listing, in
+    # threads, so a page never waits behind a sampler; each sampler runs one at a time itself
+    "reader": ["-P", "threads", "-c", "4"],
     "maintenance": ["-c", "1"],
 }
 
@@ -80,6 +96,12 @@ WORKERS = {
 # The WebUI's port inside the lab's lb namespace: the appliance's own. Each lab has its own
 # namespace, so it is always free there whatever port the host forwards to it.
 LAB_HTTPS_PORT = 9443
+# The guide's plain-HTTP port (5.5: "WebUI - HTTP (disabled by default)"): web-http listens on
+# it while Local Configuration › Security's "HTTP to HTTPS Redirect" is on — in a lab's
+# namespace always; on a host unless the Stack's http_port names another.
+HTTP_PORT = 9080
+# That setting, read with plain SQL: the runner is no Django process (maintenance.models).
+HTTP_SETTING_SQL = "SELECT http_redirect FROM maintenance_securitysettings WHERE id = 1"
 # The lab namespace a Stack's appliance runs in unless told otherwise (a pair's second: "lb2").
 LAB_ROLE = "lb"
 
@@ -105,12 +127,25 @@ HA_CAPABILITIES = {
     "conntrackd": ("net_admin",),
     "vrrp-notify": (),
 }
+# chronyd (System Date & time), measured with chrony 4.3: as an NTP client (`port 0`: it
+# serves nobody, so no NET_BIND_SERVICE) with its command socket in <data>/chrony it needs no
+# capability at all, except SYS_TIME to set the clock (without it: "adjtimex(0x8001) failed:
+# Operation not permitted"). In a lab it runs with -x (it never sets the clock, which every
+# namespace shares with this machine) and keeps nothing (Stack.as_service).
+CLOCK_CAPABILITIES = {"chronyd": ("sys_time",)}
 CAPABILITIES = {
-    # nft, netlink, conntrack (the connection sampler too)
+    # nft, netlink, conntrack
     "worker-dataplane": ("net_admin",),
+    # reading conntrack (a dump needs CAP_NET_ADMIN) and nftables' counters
+    "worker-reader": ("net_admin",),
     # ping; scripts drop to nobody. Never CAP_NET_ADMIN: checks cannot change nftables.
     "worker-checks": ("net_raw", "setuid", "setgid"),
     **HA_CAPABILITIES,
+    **CLOCK_CAPABILITIES,
+    # snmpd binds UDP 161 (measured with net-snmp 5.9.3: nothing else). The ambient capability
+    # would pass to its pass_persist child (reports.snmp_agent), so snmpd.conf runs that
+    # through `setpriv --inh-caps=-all --ambient-caps=-all` (network.snmp): it keeps none.
+    "snmpd": ("net_bind_service",),
 }
 UMASK = 0o077
 # The checks worker's cgroup v2 subtree (healthchecks/cgroup.py's parent), handed to the
@@ -120,6 +155,14 @@ CHECKS_CGROUP = "lbadmin-checks"
 
 class StartError(RuntimeError):
     pass
+
+
+# Stack._http_answers inside a lab's namespace: a status line from 127.0.0.1:<port>, or exit 1.
+HTTP_PROBE = """import socket, sys
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=3) as raw:
+    raw.sendall(b"GET / HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n")
+    sys.exit(0 if raw.recv(64).startswith(b"HTTP/1") else 1)
+"""
 
 
 
@@ -182,7 +225,8 @@ class Stack:
         self.lab_role = lab_role  # the lab namespace this appliance runs in: lb, or lb2
         self.https_port = https_port
         self.listen_address = listen_address
-        self.http_port = http_port
+        self.http_port = http_port  # in a lab: the host port forwarded to its 9080 (0: none)
+        self.http_wanted_now = False  # the HTTP setting as the last start or reload read it
         self.env = {
             **os.environ,
             "LBADMIN_DATA_DIR": str(self.data_dir),
@@ -264,7 +308,10 @@ class Stack:
             os.lchown(path, self.account.pw_uid, self.account.pw_gid)
 
     def as_service(self, name):
-        """The prefix that drops a process named `name` to its user and capabilities."""
+        """The prefix that drops a process named `name` to its user and capabilities (in a
+        lab, chronyd never sets the clock: it keeps none)."""
+        if self.lab is not None and name in CLOCK_CAPABILITIES:
+            return drop_privileges(self.account, ())
         return drop_privileges(self.account, CAPABILITIES.get(name, ()))
 
     def prepare_data_dir(self):
@@ -273,6 +320,7 @@ class Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
         self.ha_dir.mkdir(mode=0o700, exist_ok=True)
+        self.chrony_dir.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.data_dir, 0o700)
         if self.account is None:
             return
@@ -335,6 +383,10 @@ class Stack:
             for name in HA_SERVICES:
                 if self.ha_configured(name):
                     self.start_ha(name)
+            if self.chrony_configured():
+                self.start_chronyd()
+            if self.snmp_configured():
+                self.start_snmpd()
 
     def stop_order(self):
         """The running processes in the order they stop: keepalived first (the peer takes the
@@ -369,6 +421,10 @@ class Stack:
                 self.start_beat()
             elif name in HA_SERVICES:
                 self.start_ha(name)
+            elif name == "chronyd":
+                self.start_chronyd()
+            elif name == "snmpd":
+                self.start_snmpd()
             else:
                 self.start_worker(name.removeprefix("worker-"))
 
@@ -481,25 +537,81 @@ class Stack:
                             "python:appliance.gunicorn_conf", "appliance.wsgi"],
                     in_lab=True, env=own)
         self._wait("web", lambda: self._https_answers())
-        if self.http_port:
-            if self.lab is not None:
+        self.sync_http()
+
+    @property
+    def own_http_port(self):
+        """The port the plain-HTTP redirect listens on where it runs: 9080 in a lab's
+        namespace (the host reaches it on http_port through the lab's forward, when one is
+        given), else http_port, or 9080."""
+        return HTTP_PORT if self.lab is not None else (self.http_port or HTTP_PORT)
+
+    def http_wanted(self):
+        """Whether Local Configuration › Security turns plain HTTP on (off when the database
+        has no such setting: a first start, or a release before it)."""
+        if not self.database.exists():
+            return False
+        with contextlib.suppress(sqlite3.Error), \
+                contextlib.closing(sqlite3.connect(self.database, timeout=10)) as db:
+            row = db.execute(HTTP_SETTING_SQL).fetchone()
+            return bool(row and row[0])
+        return False
+
+    def http_running(self):
+        process = self.processes.get("web-http")
+        return process is not None and process.poll() is None
+
+    def sync_http(self):
+        """Start or stop the plain-HTTP redirect as the setting says; it only redirects to
+        the HTTPS port of the place it runs in (9443 in a lab)."""
+        with self.lock:
+            self.http_wanted_now = self.http_wanted()
+            if not self.http_wanted_now:
+                self.stop_process("web-http")
+                return
+            if self.http_running():
+                return
+            if self.lab is not None and self.http_port:
                 self.lab.forward(self.listen_address, self.http_port, role=self.lab_role,
-                                 port=self.http_port)
-            # it redirects to the HTTPS port of the place it runs in (9443 in a lab)
+                                 port=self.own_http_port)
             self._spawn("web-http", [
-                sys.executable, "-m", "gunicorn", "--workers", "1", "--no-control-socket", "--bind",
-                f"{self.own_listen_address}:{self.http_port}", "appliance.wsgi:redirect_to_https",
-            ], in_lab=True, env=own)
+                sys.executable, "-m", "gunicorn", "--workers", "1", "--no-control-socket",
+                "--bind", f"{self.own_listen_address}:{self.own_http_port}",
+                "appliance.wsgi:redirect_to_https",
+            ], in_lab=True, env={"LBADMIN_LISTEN_ADDRESS": self.own_listen_address,
+                                 "LBADMIN_HTTPS_PORT": str(self.own_https_port)})
             self._wait("web-http", lambda: self._http_answers())
+
+    def reload_web(self):
+        """Local Configuration › Security saved: gunicorn's master gets SIGHUP — it starts new
+        workers, which read the certificate files again, and stops the old ones gracefully
+        (they finish what they serve); the listening socket stays, and so do the sessions,
+        which live in the database. Plain HTTP then follows the setting."""
+        with self.lock:
+            process = self.processes.get("web")
+            if process is None or process.poll() is not None:
+                raise StartError("the WebUI is not running: start it from Restart Services")
+            os.kill(process.pid, signal.SIGHUP)  # the master only: it replaces its workers
+            self.sync_http()
 
     @property
     def local_address(self):
         return "127.0.0.1" if self.listen_address in ("0.0.0.0", "") else self.listen_address  # noqa: S104
 
     def _http_answers(self):
-        """The plain-HTTP port answers (through the lab's forward a bare connect would succeed
-        before anything listens behind it, so wait for a status line)."""
-        with socket.create_connection((self.local_address, self.http_port), timeout=3) as raw:
+        """The plain-HTTP port answers with a status line (through the lab's forward a bare
+        connect would succeed before anything listens behind it). In a lab without a forward
+        for it, asked from inside the appliance's namespace."""
+        if self.lab is not None and not self.http_port:
+            probe = subprocess.run(
+                [*self.lab.exec_prefix(self.lab_role), sys.executable, "-c", HTTP_PROBE,
+                 str(self.own_http_port)], capture_output=True, text=True, timeout=10,
+                check=False)
+            if probe.returncode:
+                raise StartError(f"the plain-HTTP port answered nothing: {probe.stderr[-200:]}")
+            return
+        with socket.create_connection((self.local_address, self.http_port or HTTP_PORT),
+                                      timeout=3) as raw:
             raw.sendall(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
             if not raw.recv(64).startswith(b"HTTP/1"):
                 raise StartError("the plain-HTTP port answered nothing")
@@ -561,6 +673,80 @@ class Stack:
             with contextlib.suppress(FileNotFoundError):
                 (self.ha_dir / file).unlink()
         return self._spawn(name, self.ha_command(name), in_lab=True)
+
+    @property
+    def chrony_dir(self):
+        """<data>/chrony: chronyd's pid file, command socket and drift file (0700, the service
+        user's: chronyd refuses a socket directory anyone else may enter)."""
+        return self.data_dir / CHRONY_DIR_NAME
+
+    @property
+    def chrony_conf(self):
+        """Where the network app writes chrony.conf: under LBADMIN_ETC_DIR, as settings reads
+        it (the data directory's etc/ unless set)."""
+        return Path(self.env.get("LBADMIN_ETC_DIR") or self.data_dir / "etc") / CHRONY_CONF_PATH
+
+    def chrony_configured(self):
+        return self.chrony_conf.is_file()
+
+    @property
+    def chrony_sets_clock(self):
+        """Only an appliance's own chronyd sets the clock: started as root outside a lab. In a
+        lab (the demo, the tests) the namespaces share this machine's clock, and a developer's
+        unprivileged start has no CAP_SYS_TIME: there it runs with -x (measures, never sets)."""
+        return self.lab is None and self.account is not None
+
+    def chronyd_command(self):
+        """chronyd in the foreground (-d: its log goes to logs/chronyd.out), as the service user
+        without the root check (-U, -u: the Stack has dropped privileges already), with
+        Debian's system call filter (-F 1), on lbadmin's chrony.conf."""
+        user = self.account.pw_name if self.account else pwd.getpwuid(os.getuid()).pw_name
+        return ["chronyd", "-d", "-U", "-u", user, "-F", "1", "-f", str(self.chrony_conf),
+                *([] if self.chrony_sets_clock else ["-x"])]
+
+    def start_chronyd(self):
+        """Start chronyd (StartError when no chrony.conf was written: no NTP server is set).
+        A killed one's pid file and socket go first: chronyd refuses to start over a pid file
+        naming a live process, which a reused pid may be."""
+        if not self.chrony_configured():
+            raise StartError(f"chronyd is not configured: there is no {self.chrony_conf} (no "
+                             "NTP server is set under Local Configuration > System Date & "
+                             "time)")
+        self.chrony_dir.mkdir(mode=0o700, exist_ok=True)
+        self.give(self.chrony_dir)
+        for file in (CHRONY_PID_NAME, CHRONY_SOCKET_NAME):
+            with contextlib.suppress(FileNotFoundError):
+                (self.chrony_dir / file).unlink()
+        return self._spawn("chronyd", self.chronyd_command(), in_lab=True)
+
+    @property
+    def snmp_dir(self):
+        """<data>/snmp: snmpd.conf (the network app writes it, 0600) and snmpd's persistent
+        state."""
+        return self.data_dir / SNMP_DIR_NAME
+
+    def snmp_configured(self):
+        """snmpd runs where SNMP is enabled: where <data>/snmp/snmpd.conf exists."""
+        return (self.snmp_dir / SNMPD_CONF_NAME).is_file()
+
+    def start_snmpd(self):
+        """snmpd in the foreground (-f), in the appliance's namespace, logging notices and
+        worse to its output (-LOn: not a line per request), reading only lbadmin's snmpd.conf
+        (-C: never /etc/snmp). Its persistent file goes first: it keeps the v3 users' keys
+        from their old passphrases, which would outlive a change on the page. MIBS=":" loads
+        no MIB files: snmpd answers by number, and would log a warning per missing module."""
+        if not self.snmp_configured():
+            raise StartError(f"snmpd is not configured: there is no "
+                             f"{self.snmp_dir / SNMPD_CONF_NAME} (SNMP is not enabled under "
+                             "Local Configuration > SNMP Configuration)")
+        persist = self.snmp_dir / SNMP_PERSIST_DIR_NAME
+        persist.mkdir(mode=0o700, exist_ok=True)
+        self.give(persist)
+        with contextlib.suppress(FileNotFoundError):
+            (persist / SNMPD_CONF_NAME).unlink()
+        return self._spawn("snmpd", ["snmpd", "-f", "-LOn", "-C", "-c",
+                                     str(self.snmp_dir / SNMPD_CONF_NAME)],
+                           in_lab=True, env={"SNMP_PERSISTENT_DIR": str(persist), "MIBS": ":"})
 
     def celery_app(self):
         """A Celery client of this stack's Redis (the caller's settings may name another)."""
@@ -639,9 +825,15 @@ class Stack:
                 "running": process is not None and exit_code is None,
                 "exit_code": exit_code, "since": since, "version": version,
                 # an HA service without <data>/ha/keepalived.conf: "not configured", not down
-                "configured": self.ha_configured(name) if name in HA_SERVICES else True}
+                "configured": self.ha_configured(name) if name in HA_SERVICES else
+                self.chrony_configured() if name == "chronyd" else
+                self.snmp_configured() if name == "snmpd" else True}
+        web_http = processes.get("web-http")
         return {"at": time.time(), "release": str(self.code_dir), "version": self.version,
-                "services": services}
+                "services": services,
+                # Local Configuration › Security shows whether port 9080 really answers
+                "http": {"wanted": self.http_wanted_now, "port": self.own_http_port,
+                         "running": web_http is not None and web_http.poll() is None}}
 
     def dead_processes(self):
         return {name: p.returncode for name, p in dict(self.processes).items()

@@ -33,6 +33,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from core.alerts import raise_alert
 from core.runtime import SERVICES
 from core.runtime import SUPERVISOR_REQUESTS_KEY as REQUESTS_KEY
 from core.runtime import SUPERVISOR_SOCKET_NAME as SOCKET_NAME
@@ -105,7 +106,7 @@ def settle_interrupted_switches(database):
 RESTART_LIMIT = 5
 RESTART_WINDOW = 60.0
 RESTART_DELAY_MAX = 30.0
-REQUEST_KINDS = ("restart", "stop", "start", "switch")
+REQUEST_KINDS = ("restart", "stop", "start", "switch", "reload")
 
 
 # Logs: every <data>/logs/*.out and *.log past LOG_ROTATE_BYTES is rotated, copytruncate: its
@@ -338,6 +339,12 @@ class Supervisor:
                 self.log(f"{name} (pid {pid}) exited with status {status}; {RESTART_LIMIT} "
                          f"restarts within {RESTART_WINDOW:.0f} s already: it stays down "
                          "until restarted from Restart Services")
+                raise_alert("service-died", f"The service {service} (pid {pid}) exited with "
+                            f"status {status}; it exited {RESTART_LIMIT} times within "
+                            f"{RESTART_WINDOW:.0f} s, so it stays down until restarted from "
+                            "Maintenance › Restart Services.", details={
+                                "service": service, "pid": pid, "status": status,
+                                "restarted": False}, client=self.client)
             else:
                 self.log(f"{name} (pid {pid}) exited with status {status}; restarting "
                          f"{service} in {delay:.0f} s")
@@ -364,6 +371,13 @@ class Supervisor:
         process = self.stack.processes.get(service)
         self.log(f"{service} restarted (restart {entry['count']}, "
                  f"pid {process.pid if process else '?'})")
+        # after the restart: a Redis that died is back to take its own alert
+        raise_alert("service-died", f"The service {service} (pid {entry['pid']}) exited with "
+                    f"status {entry['last_exit']}; the supervisor restarted it (restart "
+                    f"{entry['count']}).", details={"service": service, "pid": entry["pid"],
+                                                    "status": entry["last_exit"],
+                                                    "restarted": True},
+                    client=self.client)
 
     def _fresh_budget(self, name):
         """An administrator's restart, start or stop ends the automatic restarts' history."""
@@ -373,7 +387,9 @@ class Supervisor:
                 entry.update(recent=[], due=None, gave_up=False)
 
     def handle(self, request):
-        if "restart" in request:
+        if "reload" in request:
+            self.reload(request["reload"], request.get("by", ""))
+        elif "restart" in request:
             self.restart(request["restart"], request.get("by", ""))
         elif "stop" in request:
             self.stop(request["stop"], request.get("by", ""))
@@ -386,6 +402,26 @@ class Supervisor:
             else:
                 self.log(f"switch-over request {params!r} REFUSED: not a job, a release and "
                          "a version")
+
+    def reload(self, name, by=""):
+        """Local Configuration › Security saved: the WebUI re-reads its certificate without
+        a restart and plain HTTP follows the setting (Stack.reload_web). Only the WebUI
+        reloads."""
+        if name != "web":
+            self.log(f"reload of {name!r} REFUSED: only the WebUI (web) reloads")
+            return
+        self._mark(name, by, "reloading")
+        try:
+            self.stack.reload_web()
+        except (StartError, OSError) as error:
+            self._mark(name, by, f"reload failed: {error}")
+            self.log(f"reload of web failed: {error}")
+        else:
+            self._mark(name, by, "reloaded")
+            self.log(f"web reloaded: its certificate read again, plain HTTP "
+                     f"{'on' if self.stack.http_wanted_now else 'off'} (by {by or 'request'})")
+        with contextlib.suppress(redis.RedisError, OSError):
+            self.publish()
 
     def _mark(self, name, by, result):
         with self.state_lock:

@@ -19,7 +19,7 @@ from django.db import transaction
 from core import health, pairing
 from network import netlink
 
-from .. import runtime
+from .. import alerts, runtime
 from ..models import ConfigGeneration
 from . import conntrack, desired, nft
 from .render import diff_script, full_script, render
@@ -133,6 +133,7 @@ def _failed(generation, stage, applied, full, error):
         generation = ConfigGeneration.current()
     runtime.record_failed(generation, reason, mode="full" if full else "difference",
                           stage=stage)
+    alerts.raise_apply_failed(generation, reason, stage)  # queued, never waited on
     return {"generation": generation, "ok": False, "error": reason, "stage": stage}
 
 

@@ -7,7 +7,6 @@ the time (25 ms against 17 ms here).
 """
 
 import ctypes
-import json
 import os
 import re
 import subprocess
@@ -87,14 +86,33 @@ def apply(script):
         raise NftError(error or "nftables refused the script")
 
 
-def list_table():
-    """lbadmin's table as the kernel has it now, or None when it is absent."""
-    ok, output, error = _run(f"list table {TABLE}")
+def check(script):
+    """`nft -c`: would the kernel take `script` now, over the live ruleset of the caller's
+    namespace? Nothing is committed. NftError with nft's own words (line numbers as
+    `/dev/stdin:<line>:<columns>`) when not. A program of its own, not the kept context:
+    the firewall pages check seldom, and a check flag must never leak into an apply."""
+    try:
+        result = subprocess.run(["nft", "-c", "-f", "-"], input=script, capture_output=True,
+                                text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as problem:
+        raise NftError(f"nft could not be run: {problem}") from problem
+    if result.returncode:
+        raise NftError(result.stderr.strip() or "nftables refused the script")
+
+
+def list_named_table(table):
+    """`table` ("inet lbadmin_script") as the kernel lists it now, or None when absent."""
+    ok, output, error = _run(f"list table {table}")
     if not ok:
         if "No such file or directory" in error:
             return None
         raise NftError(error)
     return output
+
+
+def list_table():
+    """lbadmin's table as the kernel has it now, or None when it is absent."""
+    return list_named_table(TABLE)
 
 
 def canonical(script):
@@ -123,32 +141,34 @@ def without_runtime_content(listing):
 
 
 COUNTER_SETS = ("flows", "opened")
+# One element of `nft list set` (text): the mark (hex), for flows its direction, its counter.
+# The text listing, not `-j`: at 1,000 services x 2 real servers (6,000 elements) libnftables
+# took 47 ms to write JSON and json.loads 8 ms more, against 22 ms for the text and 2 ms for
+# this expression — the sampler's biggest cost after the rings.
+COUNTER_ELEMENTS = {  # a mark is listed in hex (0x0000002a)
+    "flows": re.compile(r"0x([0-9a-f]+) \. (original|reply) counter packets (\d+) bytes (\d+)"),
+    "opened": re.compile(r"0x([0-9a-f]+) counter packets (\d+)"),
+}
 
 
 def read_counters():
-    """The traffic counters of lbadmin's table (render.py's `count` chain), as `nft -j list set`
+    """The traffic counters of lbadmin's table (render.py's `count` chain), as `nft list set`
     gives them, one call per set (nft 1.0.6 refuses two listings in one buffer):
     {"flows": {(mark, "original" | "reply"): (packets, bytes)}, "opened": {mark: connections}}
     — only marks that carried traffic in the last hour; empty when the table is absent."""
     counters = {"flows": {}, "opened": {}}
     for name in COUNTER_SETS:
-        ok, output, error = _run(f"list set {TABLE} {name}", as_json=True)
+        ok, output, error = _run(f"list set {TABLE} {name}")
         if not ok:
             if "No such file or directory" in error:
                 return {"flows": {}, "opened": {}}
             raise NftError(error)
-        for item in json.loads(output).get("nftables", ()):
-            found = item.get("set")
-            if not found or found.get("name") != name:
-                continue
-            for element in found.get("elem", ()):
-                element = element.get("elem", element) if isinstance(element, dict) else {}
-                counter = element.get("counter") or {}
-                value = element.get("val")
-                if name == "flows":
-                    mark, direction = value["concat"]
-                    counters["flows"][(mark, direction)] = (counter.get("packets", 0),
-                                                            counter.get("bytes", 0))
-                else:
-                    counters["opened"][value] = counter.get("packets", 0)
+        _, _, elements = output.partition("elements = {")
+        if name == "flows":
+            counters["flows"] = {
+                (int(mark, 16), direction): (int(packets), int(octets))
+                for mark, direction, packets, octets in COUNTER_ELEMENTS["flows"].findall(elements)}
+        else:
+            counters["opened"] = {int(mark, 16): int(packets) for mark, packets
+                                  in COUNTER_ELEMENTS["opened"].findall(elements)}
     return counters

@@ -172,7 +172,24 @@ def test_the_lock_out_guard_rolls_back_a_change_nobody_confirmed(bare_lab, redis
     assert "198.51.100.1/24" in lb_addresses(bare_lab)
     assert "198.51.100.2" not in lb_addresses(bare_lab)
     assert NetworkConfiguration.load().interfaces == before["interfaces"]
-    assert not network_services.do_confirm_network_change(pending.token, "late user")
+    assert network_services.do_confirm_change(pending.token, "late user") == "too late"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_at_start_the_worker_rolls_back_a_change_whose_time_ran_out_while_it_was_away(
+        bare_lab, redis_server):
+    """The countdown fell due while the dataplane worker was down: its start undoes the change
+    before it applies the stored settings (which were the unconfirmed ones)."""
+    before, after = renumber_eth1(bare_lab)
+    pending = PendingNetworkChange.objects.create(
+        token="l4te", previous=before, deadline=timezone.now() - datetime.timedelta(seconds=5))
+    with inside(bare_lab.ns("lb")):  # the worker's start (clusters.tasks.reconcile_at_start)
+        assert network_tasks.apply_network_from_database() == {"ok": True}
+    assert "198.51.100.1/24" in lb_addresses(bare_lab)
+    assert "198.51.100.2" not in lb_addresses(bare_lab)
+    assert NetworkConfiguration.load().interfaces == before["interfaces"]
+    pending.refresh_from_db()
+    assert pending.rolled_back
 
 
 @pytest.mark.django_db(transaction=True)
@@ -180,7 +197,7 @@ def test_a_confirmed_change_is_kept(bare_lab, redis_server):
     before, after = renumber_eth1(bare_lab)
     pending = PendingNetworkChange.objects.create(
         token="k33p", previous=before, deadline=timezone.now())
-    assert network_services.do_confirm_network_change(pending.token, "user")
+    assert network_services.do_confirm_change(pending.token, "user") == "kept"
     with inside(bare_lab.ns("lb")):  # the worker, when the confirmation time is up
         assert network_tasks.roll_back_unconfirmed(pending.token) == "kept"
     assert "198.51.100.2/24" in lb_addresses(bare_lab)

@@ -20,6 +20,7 @@ EXPECTED_CAPABILITIES = {
     "worker-maintenance": 0,
     "redis": 0,
     "worker-dataplane": 1 << CAP_NET_ADMIN,
+    "worker-reader": 1 << CAP_NET_ADMIN,
     "worker-checks": (1 << CAP_NET_RAW) | (1 << CAP_SETUID) | (1 << CAP_SETGID),
 }
 

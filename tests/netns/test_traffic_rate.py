@@ -3,11 +3,13 @@ the lab's client show as N and B (plus headers) in the sampler's rates, in the s
 and on /metrics. Real namespaces, real nftables, the sampler's own code in the lb namespace."""
 
 import re
+import time
 
 import pytest
 
+from core import rings
 from lab import GUIDE_PORTS, PRIMARY_ADDRESS, SECONDARY_ADDRESS, VIP
-from reports import sampler, store
+from reports import sampler
 
 from .conftest import inside
 from .test_dataplane import real_server, vna_service
@@ -48,8 +50,10 @@ def test_connections_and_bytes_through_the_vip_show_in_the_rates_store_and_metri
     assert rates["services"][str(service.id)] == pair  # no fallback traffic
 
     # the rings: the newest point of the hour is this sample's rate
-    _times, values = store.fetch(f"vs/{service.id}/conns", "hour")
+    _times, values = rings.fetch(f"vs/{service.id}/conns", "hour")
     assert round([v for v in values if v is not None][-1] * seconds) == CONNECTIONS + 1
+    _times, values = rings.fetch(f"rs/{service.id}/{primary.id}/bytes_in", "hour")
+    assert round([v for v in values if v is not None][-1] * seconds) == bytes_in
 
     # /metrics, with its token
     from core.graphing import metrics_token
@@ -75,4 +79,16 @@ def test_the_fallbacks_traffic_counts_for_its_service(dataplane, lab, monkeypatc
     rates = sample(lab)
     assert round(rates["servers"][f"{service.id}/fallback"]["conns"] * rates["seconds"]) == 5
     assert round(rates["services"][str(service.id)]["conns"] * rates["seconds"]) == 5
+    # Local Configuration › Graphing without the real servers' series: the service's only
+    from network.models import GraphingSettings
+
+    GraphingSettings.objects.create(pk=1, real_servers=False)
+    connect_many(lab, VIP, [12000], 2)
+    later = int(time.time()) + 3600  # written an hour ahead: a slot no other sample wrote
+    with inside(lab.ns("lb")):
+        rates = sampler.sample(now=later)
+    assert round(rates["servers"][f"{service.id}/fallback"]["conns"] * rates["seconds"]) == 2
+    assert rings.fetch(f"rs/{service.id}/fallback/conns", now=later)[1][-1] is None
+    assert round(rings.fetch(f"vs/{service.id}/conns", now=later)[1][-1] * rates["seconds"]) \
+        == 2
     assert SECONDARY_ADDRESS != PRIMARY_ADDRESS

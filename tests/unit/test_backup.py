@@ -354,8 +354,8 @@ def test_a_schema_1_backup_is_converted_and_keeps_the_online_update_settings(con
     assert b'<online-update enabled="true" server-url="https://updates.example.org/lbadmin/"' \
         in current
     # what lbadmin 0.1.0 wrote: schema 1, no <online-update>
-    old = re.sub(rb'\s*<online-update [^>]*/>', b"", current).replace(b'schema="2"',
-                                                                     b'schema="1"')
+    old = re.sub(rb'\s*<online-update [^>]*/>', b"", current).replace(
+        f'schema="{backup.SCHEMA}"'.encode(), b'schema="1"')
     online.server_url = "https://elsewhere.example.org/"
     online.save()
     wipe()
@@ -364,7 +364,7 @@ def test_a_schema_1_backup_is_converted_and_keeps_the_online_update_settings(con
     backup.restore(parsed, "tester")
     assert VirtualService.objects.get().label == "VNA"
     assert OnlineUpdate.load().server_url == "https://elsewhere.example.org/"
-    # a schema-2 backup carries them
+    # a current backup carries them
     backup.restore(backup.parse(current), "tester")
     assert OnlineUpdate.load().server_url == "https://updates.example.org/lbadmin/"
 

@@ -2,7 +2,7 @@ import stat
 
 from cryptography import x509
 
-from appliance import certificate
+from maintenance import certificate
 
 
 def test_a_self_signed_certificate_is_made_once_and_its_key_kept_private(tmp_path):

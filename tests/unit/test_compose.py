@@ -3,6 +3,8 @@ from pathlib import Path
 
 import yaml
 
+from runner.stack import WORKERS
+
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 
 
@@ -12,8 +14,8 @@ def load():
 
 def test_compose_names_the_appliance_services():
     services = load()["services"]
-    assert set(services) == {"data-init", "redis", "web", "worker-dataplane", "worker-checks",
-                             "worker-maintenance", "beat"}
+    assert set(services) == {"data-init", "redis", "web", "worker-dataplane", "worker-reader",
+                             "worker-checks", "worker-maintenance", "beat"}
 
 
 def test_every_service_uses_the_host_network_and_the_data_volume():
@@ -57,8 +59,9 @@ def running(service):
 EXPECTED_CAPABILITIES = {
     "redis": set(), "web": set(), "beat": set(), "worker-maintenance": set(),
     "worker-dataplane": {"NET_ADMIN"},
+    "worker-reader": {"NET_ADMIN"},  # reads conntrack and nftables' counters
     # ping checks and scripts dropped to nobody; never NET_ADMIN (the conntrack sampler is the
-    # dataplane's)
+    # reader's)
     "worker-checks": {"NET_RAW", "SETUID", "SETGID"},
 }
 
@@ -83,6 +86,11 @@ def test_a_service_that_starts_as_root_holds_only_what_it_drops_with():
 def test_the_dataplane_worker_runs_one_task_at_a_time():
     command = load()["services"]["worker-dataplane"]["command"]
     assert "-Q dataplane" in command and "-c 1" in command
+
+
+def test_the_reader_worker_runs_its_tasks_in_threads_as_the_runner_does():
+    command = " ".join(load()["services"]["worker-reader"]["command"].split())
+    assert f"-Q reader {' '.join(WORKERS['reader'])} " in command
 
 
 # Finding 11 (issue 12): users, groups and modes of the shared volume agree

@@ -15,13 +15,13 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from appliance.certificate import ensure_certificate, paths
 from appliance.models import FailedLogin
 from clusters.models import FloatingIP, VirtualService
 from core.version import __version__
 from core.workers import WorkerUnavailable
 from ha import pairing, peer, replication
 from ha.models import Pair
+from maintenance.certificate import ensure_certificate, paths
 from maintenance.fetch import FetchError, PinnedTLS
 from network.models import NetworkConfiguration
 

@@ -106,7 +106,8 @@ def test_restart_needed_names_dead_stopped_and_outdated_services():
     state = {"version": "9.0.0", "services": {
         "redis": running, "web": {**running, "version": "0.1.0"},
         "worker-dataplane": running, "worker-checks": {"pid": None},
-        "worker-maintenance": running, "beat": {"pid": 12, "running": False, "exit_code": -9}}}
+        "worker-maintenance": running, "worker-reader": running,
+        "beat": {"pid": 12, "running": False, "exit_code": -9}}}
     assert {row.name: row.restart_reason for row in restarts.restart_needed(state)} == {
         "web": "runs 0.1.0, the installed release is 9.0.0",
         "worker-checks": "not running", "beat": "exited with code -9"}

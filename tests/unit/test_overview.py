@@ -146,10 +146,11 @@ def test_a_worker_starts_its_heartbeat_when_ready_and_stops_it_at_shutdown(store
         queues=SimpleNamespace(consume_from={"checks": object()}))))
     core_tasks.start_worker_heartbeat(sender=consumer)
     try:
-        assert runtime.service_status().queues[1].workers == ["checks@lb"]
+        assert {q.name: q.workers for q in runtime.service_status().queues}["checks"] == \
+            ["checks@lb"]
     finally:
         core_tasks.stop_worker_heartbeat(sender=None)
-    assert [q.workers for q in runtime.service_status().queues] == [[], [], []]
+    assert [q.workers for q in runtime.service_status().queues] == [[], [], [], []]
 
 
 def test_the_services_panel_asks_no_worker_and_answers_at_once(admin, store, monkeypatch):
@@ -157,7 +158,7 @@ def test_the_services_panel_asks_no_worker_and_answers_at_once(admin, store, mon
         raise AssertionError("System Overview must not broadcast a ping")
 
     monkeypatch.setattr(runtime, "workers_by_queue", no_broadcast)
-    for queue in ("dataplane", "checks", "maintenance"):
+    for queue in ("dataplane", "reader", "checks", "maintenance"):
         runtime.record_worker_heartbeat(f"{queue}@lb", [queue])
     runtime.record_beat_heartbeat(time.time())
     admin.get(reverse("overview:services"))
@@ -165,7 +166,7 @@ def test_the_services_panel_asks_no_worker_and_answers_at_once(admin, store, mon
     response = admin.get(reverse("overview:services"))
     elapsed = time.perf_counter() - started
     assert [services_row(response, f"queue-{q}")[0]
-            for q in ("dataplane", "checks", "maintenance")] == ["up", "up", "up"]
+            for q in ("dataplane", "reader", "checks", "maintenance")] == ["up"] * 4
     assert services_row(response, "beat") == ("up", "Scheduler (celery beat) running "
                                                     "last heartbeat 0 s ago")
     assert elapsed < 0.2  # a ping per request waited 1 s; the bench measures it over HTTPS
@@ -175,7 +176,7 @@ def test_the_runners_start_up_wait_still_asks_the_workers_themselves():
     answered = runtime.workers_by_queue(SimpleNamespace(control=SimpleNamespace(
         inspect=lambda timeout: SimpleNamespace(active_queues=lambda: {
             "dataplane@lb": [{"name": "dataplane"}], "checks@lb": [{"name": "checks"}]}))), 1.0)
-    assert answered == {"dataplane": ["dataplane@lb"], "checks": ["checks@lb"],
+    assert answered == {"dataplane": ["dataplane@lb"], "reader": [], "checks": ["checks@lb"],
                         "maintenance": []}
 
 

@@ -49,7 +49,7 @@ def test_worker_heartbeat_keys_name_the_queue_and_the_worker():
             b"lbadmin:worker:maintenance:"]
     assert runtime.workers_by_heartbeat(keys) == {
         "dataplane": ["dataplane@lb"], "checks": ["checks@lb", "checks@other"],
-        "maintenance": []}
+        "maintenance": [], "reader": []}
 
 
 # The supervisor: Restart=on-failure with backoff and a limit, and its own socket.

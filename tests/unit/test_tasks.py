@@ -19,18 +19,25 @@ EXPECTED_QUEUE = {
     "network.tasks.apply_network": "dataplane",
     "network.tasks.apply_network_from_database": "dataplane",
     "network.tasks.write_resolver_files": "dataplane",
-    "network.tasks.roll_back_unconfirmed": "dataplane",
+    "network.tasks.roll_back_unconfirmed": "dataplane",  # the lock-out guard's, every kind's
     "clusters.tasks.apply_dataplane": "dataplane",
     "clusters.tasks.compare_live_ruleset": "dataplane",
-    "clusters.tasks.sample_connections": "dataplane",  # conntrack needs CAP_NET_ADMIN
-    "reports.tasks.list_connections": "dataplane",  # conntrack's listing, CAP_NET_ADMIN
-    "reports.tasks.sample_traffic": "dataplane",  # nftables' counters, CAP_NET_ADMIN
+    # read-only kernel reads (CAP_NET_ADMIN), never behind an apply nor an apply behind them
+    "clusters.tasks.sample_connections": "reader",  # conntrack's whole table
+    "reports.tasks.list_connections": "reader",  # conntrack, filtered by the kernel
+    "reports.tasks.sample_traffic": "reader",  # nftables' counters
     "healthchecks.tasks.dispatch": "checks",
     "healthchecks.tasks.run_check": "checks",
     "core.tasks.beat_heartbeat": "maintenance",
     "maintenance.tasks.scheduled_backup": "maintenance",
     "maintenance.tasks.install_update": "maintenance",
     "maintenance.tasks.check_for_update": "maintenance",
+    # Firewall Lockdown and Firewall Script: nftables, in the appliance's namespace
+    "maintenance.firewall_tasks.apply_lockdown_task": "dataplane",
+    "maintenance.firewall_tasks.apply_script_task": "dataplane",
+    "maintenance.firewall_tasks.live_tables_task": "dataplane",
+    "maintenance.firewall_tasks.apply_firewall_from_database": "dataplane",
+    "maintenance.tasks.deliver_alerts": "maintenance",  # outbound: SMTP, webhook, traps
     # the HA pair: outbound HTTPS to the other node, never in a web request
     "ha.tasks.pair": "maintenance",
     "ha.tasks.break_pair": "maintenance",

@@ -4,7 +4,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from appliance import certificate, services
+from appliance import services
+from maintenance import certificate
 
 
 class Command(BaseCommand):
