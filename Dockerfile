@@ -6,7 +6,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/lbadmin
 COPY . .
-RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir -e '.[observability]'
+RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir -e '.[observability,rest-api]'
 # The service user (docker-compose.yml runs every service as 999:999, the official Redis
 # image's uid too): the code stays root's and read-only to it.
 RUN groupadd --system --gid 999 lbadmin \

@@ -25,7 +25,7 @@ debian-packages:
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,observability]'
+	$(PY) -m pip install -q -e '.[test,observability,rest-api]'
 	touch $@
 
 venv: debian-packages $(VENV)/.installed

@@ -4,10 +4,10 @@ never by session, so the session's CSRF rules do not apply (core.roles.OPEN name
 
 from django.contrib.auth.decorators import login_not_required
 from django.http import JsonResponse
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from . import keys, v2
-from .rest import api
+from .optional import MISSING, api
 
 
 def key_or_session(view):
@@ -24,9 +24,17 @@ def key_or_session(view):
     return guarded
 
 
+@login_not_required
+def rest_api_missing(request, rest=""):
+    return JsonResponse({"errors": {"__all__": [MISSING]}}, status=503)
+
+
 def rest_patterns():
     """ninja's URLs, each marked as outside the WebUI's login: the key is checked by the API
-    itself. (The browsable document is a WebUI page: support:rest-api.)"""
+    itself. (The browsable document is a WebUI page: support:rest-api.) Without ninja, every
+    /api/v1/ URL answers 503 with MISSING."""
+    if api is None:
+        return [re_path(r"^(?P<rest>.*)$", rest_api_missing, name="missing")]
     patterns = api.urls[0]
     for pattern in patterns:
         if pattern.name == "openapi-json":

@@ -10,6 +10,8 @@ from core import roles
 from . import keys
 from .forms import ApiKeyForm
 from .models import ApiKey
+from .optional import MISSING
+from .optional import api as rest_api
 
 PAGE = "API Keys"
 
@@ -43,6 +45,9 @@ def rest_api_docs(request):
     appliance's own static files (the pinned django-ninja's copy of Swagger UI) with its
     settings as JSON data and ninja's external init script, so the WebUI's CSP (script-src
     'self', no inline script) holds and nothing comes from a CDN."""
+    if rest_api is None:
+        return render(request, "api/docs.html", {"page_title": "Useful Links",
+                                                 "missing": MISSING})
     openapi_url = reverse("api-v1:openapi-json")
     return render(request, "api/docs.html", {
         "page_title": "Useful Links", "openapi_url": openapi_url,

@@ -50,7 +50,9 @@ INSTALLED_APPS = [
     "ha",
     "reports",
     "api",
-    "ninja",  # its static files: the REST API's Swagger UI, served from the appliance
+    # django-ninja's static files: the REST API's Swagger UI, served from the appliance (an
+    # image without the rest-api extra has no REST API: api.urls says so)
+    *(["ninja"] if env.installed("ninja") else []),
 ]
 
 MIDDLEWARE = [

@@ -4,6 +4,7 @@ Settings, gunicorn's config and the process runner all read through these functi
 variable means the same thing everywhere.
 """
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -12,6 +13,15 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 class ConfigurationError(Exception):
     pass
+
+
+def installed(module):
+    """Whether this image has an optional library (pyproject.toml's extras), without importing
+    it: an update replaces code, not the Python packages, so a release must run without them."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def text(name, default):

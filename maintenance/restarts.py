@@ -27,6 +27,12 @@ NOT_CONFIGURED = {
     "snmpd": "SNMP is not enabled under Local Configuration › SNMP Configuration",
 }
 NOT_IN_A_PAIR = "this appliance is not in a clustered pair"
+# A service this release added that the running supervisor does not know: the supervisor's
+# code is the release it was started from (an update replaces the services' code, not its
+# own), so it neither starts nor restarts the new service until it is started again itself.
+UNKNOWN_TO_SUPERVISOR = ("the running supervisor, started from an older release, does not know "
+                         "this service: restart the appliance (its supervisor: the lbadmin "
+                         "service, or `make demo`) to start it")
 
 
 @dataclass
@@ -41,6 +47,7 @@ class ServiceRow:
     restart_reason: str  # why it must restart, or ""
     recovery: dict | None = None  # the supervisor's automatic restarts: count, last_exit...
     configured: bool = True  # False: an HA service on an appliance that is not in a pair
+    known: bool = True  # False: the running supervisor does not know it (UNKNOWN_TO_SUPERVISOR)
 
     @property
     def auto_restarts(self):
@@ -70,7 +77,14 @@ def service_rows(state):
         return []
     rows = []
     for name in SERVICES:
-        info = state["services"].get(name, {})
+        if name not in state["services"]:
+            # one that runs only where configured is "not configured" there, as before
+            always = name not in HA_SERVICES and name not in NOT_CONFIGURED
+            rows.append(ServiceRow(name, LABELS[name], False, None, None, None, None,
+                                   UNKNOWN_TO_SUPERVISOR if always else "", configured=always,
+                                   known=False))
+            continue
+        info = state["services"][name]
         recovery = state.get("recovery", {}).get(name)
         # a supervisor that does not say (an older release's) runs no HA service, no chronyd
         # and no snmpd

@@ -55,21 +55,17 @@ def guarded_stack():
 
 
 @pytest.fixture(scope="module")
-def client_chromium(guarded_stack, tmp_path_factory):
+def client_chromium(chromium, guarded_stack, tmp_path_factory):
     """Debian's Chromium started inside the client namespace (a wrapper runs it through `ip
-    netns exec`; Playwright talks to it over the pipes it inherits)."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (make test installs it)")
-    from playwright.sync_api import sync_playwright
-
+    netns exec`; Playwright talks to it over the pipes it inherits), launched by the session's
+    Playwright (a second sync_playwright() in the same thread refuses to start)."""
     wrapper = tmp_path_factory.mktemp("chromium") / "chromium-in-client"
     wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {guarded_stack.lab.ns("client")} '
                        f'{CHROMIUM} "$@"\n')
     wrapper.chmod(0o700)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(wrapper), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    browser = chromium.browser_type.launch(executable_path=str(wrapper), args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture

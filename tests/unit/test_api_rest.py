@@ -5,6 +5,9 @@ roles table covering every operation, the OpenAPI document and its page."""
 
 import html as html_module
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -12,6 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from api import keys
+from api import views as api_views
 from api.models import ApiKey
 from api.rest import api
 from clusters import runtime
@@ -550,3 +554,46 @@ def test_a_batch_checks_each_operations_role(config_user):
     assert refused.status_code == 403
     server.refresh_from_db()
     assert server.state == "halt" and VirtualService.objects.exists()
+
+
+# An appliance whose image predates the REST API (no django-ninja: the rest-api extra) takes
+# this release by a software update: it starts, and /api/v1/ says what it needs.
+
+WITHOUT_NINJA = """
+import sys
+
+class NoNinja:  # as if this image had no django-ninja (nor pydantic)
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("ninja", "pydantic"):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+
+sys.meta_path.insert(0, NoNinja())
+import django
+django.setup()
+from django.conf import settings
+from django.test import RequestFactory
+from django.urls import resolve, reverse
+assert "ninja" not in settings.INSTALLED_APPS
+match = resolve("/api/v1/virtual-services")
+response = match.func(RequestFactory().get("/api/v1/virtual-services"), **match.kwargs)
+print(response.status_code, response.content.decode())
+resolve(reverse("api-v2"))  # API v2 and lbcli need no ninja
+assert "ninja" not in sys.modules
+"""
+
+
+def test_without_django_ninja_the_rest_api_says_a_new_image_is_needed(settings):
+    result = subprocess.run([sys.executable, "-c", WITHOUT_NINJA], capture_output=True,
+                            text=True, cwd=settings.BASE_DIR, check=False,
+                            env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
+                                 "PYTHONPATH": str(settings.BASE_DIR)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("503 ")
+    assert "needs the django-ninja library" in result.stdout
+
+
+def test_without_django_ninja_the_documentation_page_says_so(client, monkeypatch):
+    monkeypatch.setattr(api_views, "rest_api", None)
+    client.force_login(get_user_model().objects.create_user("loadbalancer", password="x-Long-1"))
+    text = client.get(reverse("support:rest-api")).content.decode()
+    assert 'id="rest-api-missing"' in text and "swagger-ui-bundle" not in text

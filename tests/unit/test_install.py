@@ -116,6 +116,21 @@ def test_restart_needed_names_dead_stopped_and_outdated_services():
         restarts.request_restart(["nginx"], user=None)
 
 
+def test_a_service_an_older_supervisor_does_not_know_says_how_to_start_it():
+    """After an update from a release without the reader worker, the supervisor (still the old
+    release's code) neither runs nor knows worker-reader: the page says so and offers no
+    restart it would refuse; a service that runs only where configured stays "not configured"."""
+    running = {"pid": 10, "running": True, "version": "9.0.0"}
+    state = {"version": "9.0.0", "services": {name: running for name in (
+        "redis", "web", "worker-dataplane", "worker-checks", "worker-maintenance", "beat")}}
+    rows = {row.name: row for row in restarts.service_rows(state)}
+    assert rows["worker-reader"].restart_reason == restarts.UNKNOWN_TO_SUPERVISOR
+    assert not rows["worker-reader"].known
+    assert rows["snmpd"].restart_reason == "" and not rows["snmpd"].configured
+    assert rows["chronyd"].restart_reason == "" and not rows["keepalived"].configured
+    assert [row.name for row in restarts.restart_needed(state)] == ["worker-reader"]
+
+
 def test_a_switch_the_supervisor_did_not_finish_is_marked_failed_at_its_next_start(tmp_path):
     database = tmp_path / "lbadmin.sqlite3"
     settle_interrupted_switches(database)  # a first start: no table yet, nothing to do
