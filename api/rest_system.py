@@ -11,9 +11,9 @@ from core.audit import record_audit
 from core.runtime import supervisor_state
 from core.version import __version__
 from core.workers import WorkerUnavailable, ask_dataplane, send_task
-from maintenance import backup, online, restarts
+from maintenance import backup, online, restarts, update_jobs
 from maintenance.models import OnlineUpdate, UpdateJob
-from maintenance.tasks import check_for_update, install_update
+from maintenance.tasks import check_for_update
 from network import services as network_services
 from network.forms import HostnameDnsForm
 from network.models import NetworkConfiguration
@@ -209,21 +209,14 @@ def check_for_updates(request):
 def install_update_online(request):
     """Download and Install what the update server offers, through the same verification
     and install as the WebUI: a job to poll at /updates/jobs/{id}."""
-    offer = online.offered()
-    if offer is None:
+    job = update_jobs.online_job(request.auth)
+    if job is None:
         refuse(400, "Nothing installed: no update is on offer (check first), or the online "
                     "update check is off or has no update server (Physical \u2013 Advanced "
                     "Configuration).")
-    job = UpdateJob.objects.create(user=request.auth.get_username(), from_version=__version__,
-                                   to_version=offer.available_version, archive="",
-                                   source_url=offer.available_archive)
-    record_audit(request.auth, f"started the update to {job.to_version}")
     try:
-        send_task(install_update, job.pk)
+        update_jobs.start_install(job, request.auth)
     except WorkerUnavailable as problem:
-        job.status = UpdateJob.Status.FAILED
-        job.log += f"Not started: {problem}\n"
-        job.save(update_fields=["status", "log"])
         refuse(503, f"The maintenance worker cannot be reached: {problem}")
     return Status(202, job)
 

@@ -24,12 +24,12 @@ import os
 import re
 import signal
 import socket
-import tempfile
 from pathlib import Path
 
 from django.conf import settings as django_settings
 
 from core import workers
+from core.files import write_atomically
 from core.runtime import (
     CONNTRACKD_CONF_NAME,
     HA_DIR_NAME,
@@ -106,28 +106,6 @@ def settings_for(pair, floating_ips, vips):
     return plan(pair, floating_ips, vips)[0]
 
 
-def _write_file(path, text):
-    """Atomically (a temporary file in the same directory, renamed over it), mode 0600.
-    True when the content changed."""
-    path = Path(path)
-    with contextlib.suppress(OSError):
-        if path.read_text() == text:
-            return False
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    return True
-
-
 def write(pair_settings):
     """Write keepalived.conf and conntrackd.conf into the state directory (made 0700 if
     missing). True when keepalived.conf changed (conntrackd reads its file when it starts;
@@ -135,8 +113,8 @@ def write(pair_settings):
     for the next start)."""
     directory = Path(pair_settings.state_dir)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _write_file(pair_settings.conntrackd_config, conntrackd_conf(pair_settings))
-    return _write_file(pair_settings.keepalived_config, keepalived_conf(pair_settings))
+    write_atomically(pair_settings.conntrackd_config, conntrackd_conf(pair_settings))
+    return write_atomically(pair_settings.keepalived_config, keepalived_conf(pair_settings))
 
 
 def keepalived_pid():

@@ -19,12 +19,12 @@ from core.signals import users_changed
 from core.version import __version__
 from core.workers import WorkerUnavailable, send_task
 
-from . import backup, online, restarts, updates, users
+from . import backup, online, restarts, update_jobs, updates, users
 from .forms import BackupForm, OfflineUpdateForm, OnlineUpdateForm, RestoreForm, WebUISettingsForm
 from .models import OnlineUpdate, Revision, UpdateJob, WebUISettings
 from .revisions import KEEP as REVISIONS_KEPT
 from .revisions import diff as revisions_diff
-from .tasks import check_for_update, install_update
+from .tasks import check_for_update
 
 REVISION_NUMBER = re.compile(r"[0-9]{1,18}")
 # When this browser sent an online update check to the maintenance worker (time.time()): its
@@ -223,13 +223,9 @@ def _check_poll(request, check):
 
 def _install(request, job):
     """Start installing `job` on the maintenance worker and show its progress page."""
-    record_audit(request.user, f"started the update to {job.to_version}")
     try:
-        send_task(install_update, job.pk)
+        update_jobs.start_install(job, request.user)
     except WorkerUnavailable as problem:
-        job.status = UpdateJob.Status.FAILED
-        job.log += f"Not started: {problem}\n"
-        job.save(update_fields=["status", "log"])
         messages.error(request, f"The maintenance worker cannot be reached: {problem}")
         return redirect("maintenance:software-update")
     return redirect("maintenance:update-job", pk=job.pk)
@@ -257,8 +253,8 @@ def check_online(request):
 def install_online(request):
     """Online Update › Download and Install: through the same verification and install as an
     uploaded archive (the worker downloads, verifies, stages, checks, hands over)."""
-    offer = online.offered()
-    if offer is None:
+    job = update_jobs.online_job(request.user)
+    if job is None:
         if online.asks(OnlineUpdate.load()):
             messages.error(request, "Nothing installed: no newer release is on offer; "
                                     "check again.")
@@ -267,9 +263,6 @@ def install_online(request):
                                     "update check is off or has no update server (Physical – "
                                     "Advanced Configuration).")
         return redirect("maintenance:software-update")
-    job = UpdateJob.objects.create(user=request.user.get_username(), from_version=__version__,
-                                   to_version=offer.available_version, archive="",
-                                   source_url=offer.available_archive)
     return _install(request, job)
 
 

@@ -9,12 +9,11 @@ which the WebUI is.
 """
 
 import dataclasses
-import os
 import subprocess
-import tempfile
 
 from django.conf import settings
 
+from core.files import write_atomically
 from core.runtime import (
     CHRONY_CONF_PATH,
     CHRONY_DIR_NAME,
@@ -75,14 +74,7 @@ def write_config(text, path=None):
     """Replace chrony.conf in one rename (chronyd never reads half a file)."""
     path = path or config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".chrony.conf.")
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    write_atomically(path, text)
 
 
 def read_config(path=None):

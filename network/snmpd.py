@@ -10,15 +10,14 @@ GET/GETNEXT over its standard input. reports/mibs/LBADMIN-MIB.txt describes that
 """
 
 import contextlib
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from django.conf import settings
 
 from core import workers
+from core.files import write_atomically
 from core.runtime import SNMP_DIR_NAME, SNMPD_CONF_NAME
 
 # NET-SNMP-MIB::netSnmpPlaypen, "a subtree specifically designed for private testing
@@ -117,27 +116,13 @@ def describe(snmp):
     return "on, " + " and ".join(parts)
 
 
-def _write_file(path, text):
-    """Atomically (a temporary file beside it, renamed over it), mode 0600."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
 def put_in_effect(snmp, hostname, by=BY):
     """Enabled: write snmpd.conf and have the supervisor (re)start snmpd. Disabled: remove it
     (so nothing starts snmpd again) and have snmpd stopped. Raises WorkerUnavailable when no
     supervisor takes the request (the file is written or removed all the same)."""
     if snmp.enabled:
         snmp_dir().mkdir(mode=0o700, exist_ok=True)
-        _write_file(conf_path(), render_snmpd_conf(snmp, hostname, agent_command()))
+        write_atomically(conf_path(), render_snmpd_conf(snmp, hostname, agent_command()))
         ask_supervisor({"restart": "snmpd", "by": by})
     else:
         with contextlib.suppress(FileNotFoundError):

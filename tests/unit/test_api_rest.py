@@ -21,7 +21,6 @@ from api.rest import api
 from clusters import runtime
 from clusters import views as cluster_views
 from clusters.models import ConfigGeneration, FloatingIP, RealServer, VirtualService
-from clusters.tasks import apply_dataplane
 from core import roles
 from core.models import AuditEntry
 from ha import secondary
@@ -52,15 +51,6 @@ def redis_down(settings, tmp_path):
     settings.REDIS_URL = f"unix://{tmp_path}/nothing.sock"
     settings.REDIS_SOCKET = tmp_path / "nothing.sock"
     settings.CELERY_BROKER_URL = f"redis+socket://{tmp_path}/nothing.sock"
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    """The applies sent to the dataplane worker, instead of a broker."""
-    calls = []
-    monkeypatch.setattr(apply_dataplane, "apply_async",
-                        lambda args=None, kwargs=None, **options: calls.append(kwargs or {}))
-    return calls
 
 
 @pytest.fixture

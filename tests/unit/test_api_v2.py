@@ -15,7 +15,6 @@ from api import keys
 from api.models import ApiKey
 from clusters.forms import FloatingIPForm
 from clusters.models import ConfigGeneration, FloatingIP, RealServer, VirtualService
-from clusters.tasks import apply_dataplane
 from core.models import AuditEntry, UserRole
 from maintenance.models import Revision
 from network.forms import HostnameDnsForm, connected_networks
@@ -32,11 +31,8 @@ PRIMARY = {"action": "add-rip", "vip": "VNA", "rip": "PrimaryCluster", "ip": "19
 
 
 @pytest.fixture(autouse=True)
-def sent(monkeypatch):
-    calls = []
-    monkeypatch.setattr(apply_dataplane, "apply_async",
-                        lambda args=None, kwargs=None, **options: calls.append(kwargs or {}))
-    return calls
+def no_broker(sent):
+    """Every test here: the applies are recorded (conftest's `sent`), never sent."""
 
 
 def make_user(name, role=None):

@@ -8,19 +8,10 @@ import pytest
 from api.batch import batch, summary
 from clusters import services
 from clusters.models import ConfigGeneration, RealServer, VirtualService
-from clusters.tasks import apply_dataplane
 from core.models import AuditEntry
 from maintenance.models import Revision
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    calls = []
-    monkeypatch.setattr(apply_dataplane, "apply_async",
-                        lambda args=None, kwargs=None, **options: calls.append(kwargs or {}))
-    return calls
 
 
 class Key:

@@ -9,7 +9,6 @@ from django.urls import reverse
 
 from clusters import runtime, status
 from clusters.models import ConfigGeneration, RealServer, VirtualService
-from clusters.tasks import apply_dataplane
 from core.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
@@ -36,15 +35,6 @@ def admin(client, redis_down):
 def redis_down(settings, tmp_path):
     settings.REDIS_URL = f"unix://{tmp_path}/nothing.sock"
     settings.CELERY_BROKER_URL = f"redis+socket://{tmp_path}/nothing.sock"
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    """The applies sent to the dataplane worker (kwargs of each), instead of a broker."""
-    calls = []
-    monkeypatch.setattr(apply_dataplane, "apply_async",
-                        lambda args=None, kwargs=None, **options: calls.append(kwargs or {}))
-    return calls
 
 
 @pytest.fixture

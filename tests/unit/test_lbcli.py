@@ -8,7 +8,6 @@ import pytest
 
 from api import lbcli, lbcli_command
 from clusters.models import ConfigGeneration, FloatingIP, RealServer, VirtualService
-from clusters.tasks import apply_dataplane
 from core import roles
 from core.models import AuditEntry
 from ha.models import Pair, PendingAction
@@ -24,14 +23,6 @@ VNA = {"action": "add-vip", "vip": "VNA", "ip": "198.51.100.100",
        "check_type": "on", "fallback_ip": "192.0.2.120", "fallback_port": "0",
        "fallback_masq": "on"}
 PRIMARY = {"action": "add-rip", "vip": "VNA", "rip": "PrimaryCluster", "ip": "192.0.2.110"}
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    calls = []
-    monkeypatch.setattr(apply_dataplane, "apply_async",
-                        lambda args=None, kwargs=None, **options: calls.append(kwargs or {}))
-    return calls
 
 
 def run(*calls, role=roles.CONFIG):
