@@ -4,7 +4,9 @@ A call is a dict of lbcli options — `{"action": "add-vip", "vip": "VNA", "ip":
 API v2's body carries them and as `lbcli --action add-vip --vip VNA --ip …` parses into. Each
 action maps the commercial names and values onto the WebUI's own form (VirtualServiceForm,
 RealServerForm, FloatingIPForm, HostnameDnsForm), validates with it and calls the same do_*
-action, so a refusal has the WebUI's words. The answer per call is the commercial one:
+action, so a refusal has the WebUI's words (Network Interface Configuration's too:
+InterfacesForm, through network.services.interfaces_form). The answer per call is the
+commercial one:
 `{"action": …, "status": "success"|"failed"|"exists"|"missing"|"fatal", "error": "…"}`:
 
 - failed: the form refused a value (its words, after the option's name), or lbadmin lacks the
@@ -17,6 +19,8 @@ action, so a refusal has the WebUI's words. The answer per call is the commercia
 configuration generation, one apply, one revision. A call that is `failed` or `fatal` undoes
 the whole batch (the calls before it answer "not saved", those after "not run"); `exists` and
 `missing` change nothing and let the batch go on, so a deployment script can run again.
+Network changes (`interface`: the kernel takes them at once, which no transaction undoes) run
+first, each alone, before the batch; one after another call is refused.
 Who may do what is core.roles' table: each action is checked as the WebUI URL whose rule
 applies (ACCESS), before anything runs.
 """
@@ -261,6 +265,7 @@ class Context:
         self.user, self.batch, self.entry = user, batch, None
         self.services = {}  # label → VirtualService, as this batch left it
         self.primary = None  # the Primary's address when this appliance is a Secondary
+        self.arrived_on = ""  # the appliance's address the call came to ("" for lbcli)
 
 
 def add_vip(call, ctx):
@@ -442,6 +447,62 @@ def dns(call, ctx):
                          [address for address in given if address])
 
 
+def interface(call, ctx):
+    """Local Configuration › Network Interface Configuration (the guide's 6.1.1): `--interface
+    eth1 --ip 198.51.100.1/24` (comma-separated CIDRs; an empty --ip removes them all) and/or
+    `--mtu`, through the page's form and action. lbadmin's own action: the commercial lbcli
+    has none that we know of.
+
+    The kernel takes the change at once (the dataplane worker), which a batch's transaction
+    cannot undo: `run` makes these calls first, each alone, and refuses one after any other
+    call. A change the lock-out guard would hold (it cuts a subnet the servers live in, or the
+    address the call came to) is refused: a held change is rolled back unless confirmed in
+    time from the WebUI's page, and a script that read "success" would lose it silently."""
+    _required(call, "interface")
+    if "ip" not in call and "mtu" not in call:
+        raise fatal("interface needs --ip (comma-separated CIDRs) or --mtu.")
+    if ctx.batch is not None:
+        raise failed(NETWORK_FIRST)
+    name = str(call["interface"]).strip()
+    changed = {}
+    if "ip" in call:
+        changed["addresses"] = [a for a in str(call["ip"]).replace(",", " ").split() if a]
+    if "mtu" in call:
+        changed["mtu"] = str(call["mtu"]).strip()
+    listing, error = network_services.live_interfaces()
+    if listing is None:
+        raise failed(error)
+    form = network_services.interfaces_form(listing, changed={name: changed})
+    if not form.is_valid():
+        raise failed(_interface_errors(form))
+    changes = network_services.interfaces_change(form)
+    if reasons := network_services.lockout_reasons(changes, ctx.arrived_on):
+        raise failed(" ".join(reasons) + " " + HELD_IN_THE_WEBUI)
+    try:
+        network_services.do_configure_network(changes, ctx.user, ctx.arrived_on)
+    except network_services.NetworkRefused as refused:
+        raise failed(f"{refused} The previous settings stay.") from None
+    except WorkerUnavailable as problem:
+        raise failed(f"{problem} Nothing was changed.") from None
+    return {"interface": name}
+
+
+NETWORK_FIRST = ("interface: network changes come first in a batch, before every other call: "
+                 "the kernel takes them at once, so the batch's transaction could not undo "
+                 "them.")
+HELD_IN_THE_WEBUI = ("Not changed: make it under Local Configuration › Network Interface "
+                     "Configuration, where it can be confirmed once you have reached the "
+                     "appliance again.")
+
+
+def _interface_errors(form):
+    """The form's words after the lbcli option they belong to (--ip, --mtu)."""
+    return " ".join(
+        message if field == "__all__" else
+        f"{'ip' if field.startswith('addresses_') else 'mtu'}: {message}"
+        for field, messages in form.errors.items() for message in messages)
+
+
 def list_(call, ctx):
     _required(call, "function")
     function = str(call["function"]).strip().lower()
@@ -519,7 +580,7 @@ ACTIONS = {
     "drain": set_state(RealServer.State.DRAIN), "halt": set_state(RealServer.State.HALT),
     "online": set_state(RealServer.State.ONLINE),
     "add-floating-ip": add_floating_ip, "delete-floating-ip": delete_floating_ip,
-    "list": list_, "hostname": hostname, "dns": dns,
+    "list": list_, "hostname": hostname, "dns": dns, "interface": interface,
 }
 OPTIONS = {
     "add-vip": set(VIP_OPTIONS) | VIP_ACCEPTED | {"vip"},
@@ -532,6 +593,7 @@ OPTIONS = {
     "online": {"vip", "rip", "services"},
     "add-floating-ip": {"ip"}, "delete-floating-ip": {"ip"},
     "list": {"function"}, "hostname": {"hostname"}, "dns": {"dns1", "dns2", "dns3"},
+    "interface": {"interface", "ip", "mtu"},
 }
 # Who may: the WebUI URL (and method, and button) whose rule in core.roles applies.
 ACCESS = {
@@ -546,6 +608,7 @@ ACCESS = {
     "add-floating-ip": ("cluster:floating-ips", "POST", None),
     "delete-floating-ip": ("cluster:floating-ip-remove", "POST", None),
     "hostname": ("local:hostname-dns", "POST", None), "dns": ("local:hostname-dns", "POST", None),
+    "interface": ("local:interfaces", "POST", None),
     "restart": ("maintenance:restart-service", "POST", None),
 }
 LIST_ACCESS = {"virtual": ("overview:index", "GET", None),
@@ -597,7 +660,7 @@ def handler_of(call):
 
 def answer(call, status, error="", **extra):
     entry = {"action": call.get("action", "") if isinstance(call, dict) else ""}
-    for option in ("vip", "rip", "ip", "function"):
+    for option in ("vip", "rip", "interface", "ip", "function"):
         if isinstance(call, dict) and option in call:
             entry[option] = call[option]
     entry["status"] = status
@@ -611,10 +674,14 @@ class _Undo(Exception):
     """Leaves the batch's transaction so that it rolls back."""
 
 
-def run(calls, user, role, via="API v2"):
+def run(calls, user, role, via="API v2", arrived_on=""):
     """Run `calls` (a list of dicts) as one batch for `user` of `role`; return
     (answers, refused_for_role): one answer per call, in order, and whether the key's role
-    was refused (then nothing ran)."""
+    was refused (then nothing ran). `arrived_on`: the appliance's address the call came to
+    (the lock-out guard's; "" for lbcli on the appliance).
+
+    Network changes (`interface`) at the head of the calls run first, each alone and kept
+    whatever follows (the kernel took them); the batch is the calls after them."""
     prepared = []
     for raw in calls:
         try:
@@ -636,16 +703,34 @@ def run(calls, user, role, via="API v2"):
                 answers.append(answer(call, FAILED, "not run: another call of this request "
                                                     "is refused to the key's role."))
         return answers, True
-    writes = any(call["action"] not in READ_ONLY for call, handler, _, _ in prepared
+    answers = [None] * len(prepared)
+    first = 0  # the first call of the batch: those before it are network changes, made alone
+    while first < len(prepared) and prepared[first][1] is interface:
+        call = prepared[first][0]
+        alone = Context(user, None)
+        alone.arrived_on = arrived_on
+        answers[first] = answer(call, SUCCESS)
+        try:
+            answers[first].update(interface(call, alone))
+        except Refusal as refusal:
+            answers[first] = answer(call, refusal.status, refusal.error)
+            for i in range(first + 1, len(prepared)):
+                answers[i] = answer(prepared[i][0], FAILED, f"not run: call {first + 1} "
+                                                            "(interface) failed.")
+            return answers, False
+        first += 1
+    writes = any(call["action"] not in READ_ONLY for call, handler, _, _ in prepared[first:]
                  if handler is not None)
     primary = secondary.primary_of_this_secondary() if writes else None
-    answers = [None] * len(prepared)
     stopped_at = None
     try:
         with batch(user, via) as current:
             ctx = Context(user, current)
             ctx.primary = primary
+            ctx.arrived_on = arrived_on
             for i, (call, handler, _, problem) in enumerate(prepared):
+                if i < first:
+                    continue
                 if problem is None and primary is not None and \
                         call["action"] not in ON_A_SECONDARY:
                     problem = failed(f"Not changed: {secondary.notice(primary)}")
@@ -665,7 +750,7 @@ def run(calls, user, role, via="API v2"):
         for i, (call, _, _, _) in enumerate(prepared):
             # a read before it answers nothing either: its audit line (a dumpconfig's) went
             # with the batch
-            if i < stopped_at and answers[i]["status"] == SUCCESS:
+            if first <= i < stopped_at and answers[i]["status"] == SUCCESS:
                 answers[i] = answer(call, FAILED, f"not saved: call {stopped_at + 1} "
                                                   f"({failing}) failed, so the whole batch "
                                                   "was undone.")

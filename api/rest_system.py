@@ -1,6 +1,6 @@
 """REST resources of Local Configuration and Maintenance: hostname & DNS (read, update),
-interfaces and routes (read), backups (download; restore for config), software updates as
-jobs, Restart Services. The same forms and actions as the WebUI's pages."""
+interfaces (read, update) and routes (read), backups (download; restore for config),
+software updates as jobs, Restart Services. The same forms and actions as the WebUI's pages."""
 
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -18,8 +18,10 @@ from network import services as network_services
 from network.forms import HostnameDnsForm
 from network.models import NetworkConfiguration
 from network.tasks import write_resolver_files
+from network.views import browser_address
 
-from .rest_base import bind, body_schema, json_body, refuse, refuse_on_a_secondary, valid
+from .lbcli import HELD_IN_THE_WEBUI
+from .rest_base import Refused, bind, body_schema, json_body, refuse, refuse_on_a_secondary, valid
 
 router = Router()
 
@@ -83,6 +85,74 @@ def get_interfaces(request):
     live, error = network_services.live_interfaces()
     return {"configured": {"interfaces": stored.interfaces, "vlans": stored.vlans},
             "live": live, "error": error}
+
+
+INTERFACES_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"type": "object", "description": "The interfaces that change, by name; the "
+               "others keep what they have.", "additionalProperties": {
+                   "type": "object", "additionalProperties": False, "properties": {
+                       "addresses": {"type": "array", "items": {"type": "string"},
+                                     "description": "Every address of the interface, CIDR "
+                                                    "form (IPv4 or IPv6); [] removes them."},
+                       "mtu": {"type": ["integer", "null"],
+                               "description": "MTU bytes (68 to 9216); null: as the "
+                                              "interface has it."}}}},
+    "example": {"eth1": {"addresses": ["198.51.100.1/24"]}}}}}}
+
+
+def _interface_changes(payload):
+    """{name: {"addresses": [...], "mtu": n}} from the body, or a refusal in words (400)."""
+    errors = {}
+    for name, settings in payload.items():
+        if not isinstance(settings, dict):
+            errors[name] = ["Give the interface's settings as an object, e.g. "
+                            "{\"addresses\": [\"198.51.100.1/24\"]}."]
+            continue
+        unknown = sorted(set(settings) - {"addresses", "mtu"})
+        if unknown:
+            errors[name] = [f"There is no setting {', '.join(map(repr, unknown))}: an "
+                            "interface has addresses and mtu."]
+        addresses = settings.get("addresses", [])
+        if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
+            errors[f"addresses_{name}"] = ["Give the addresses as a list of CIDR strings, "
+                                           "e.g. [\"198.51.100.1/24\"]."]
+        if isinstance(settings.get("mtu"), dict | list | bool):
+            errors[f"mtu_{name}"] = ["Enter the MTU as a whole number."]
+    if not payload:
+        errors["__all__"] = ["Name the interfaces that change, e.g. "
+                             "{\"eth1\": {\"addresses\": [\"198.51.100.1/24\"]}}; nothing "
+                             "was changed."]
+    if errors:
+        raise Refused(400, errors)
+    return payload
+
+
+@router.patch("/network/interfaces", url_name="interfaces", tags=["network"],
+              response={200: dict, **REFUSALS, 503: Errors}, openapi_extra=INTERFACES_BODY)
+def update_interfaces(request):
+    """Network Interface Configuration's IP Address Assignment (the guide's 6.1.1): the
+    interfaces named get the addresses and MTU given, through the page's form and action;
+    errors are the form's (`addresses_eth1`, `mtu_eth1`). The kernel takes the change before
+    it is saved. A change the lock-out guard would hold (it removes the address this call
+    came to, or every address of a subnet the servers live in) is refused: make it in the
+    WebUI, where it can be confirmed."""
+    changed = _interface_changes(json_body(request))
+    listing, error = network_services.live_interfaces()
+    if listing is None:
+        refuse(503, error)
+    form = valid(network_services.interfaces_form(listing, changed=changed))
+    changes = network_services.interfaces_change(form)
+    arrived_on = browser_address(request)
+    if reasons := network_services.lockout_reasons(changes, arrived_on):
+        raise Refused(400, {"__all__": [*reasons, HELD_IN_THE_WEBUI]})
+    try:
+        network_services.do_configure_network(changes, request.auth, arrived_on)
+    except network_services.NetworkRefused as refused:
+        field = refused.field if refused.field in form.fields else "__all__"
+        refuse(400, f"{refused} The previous settings stay.", field=field)
+    except WorkerUnavailable as problem:
+        refuse(503, f"{problem} Nothing was changed.")
+    return get_interfaces(request)
 
 
 @router.get("/network/routes", url_name="routes", tags=["network"])

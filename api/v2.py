@@ -31,6 +31,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from core import roles
+from network.views import browser_address
 
 from . import keys, lbcli
 
@@ -117,5 +118,6 @@ def api_v2(request):
         calls = calls_of(request.read(MAX_BODY + 1))
     except ValueError as problem:
         return refused(400, str(problem))
-    answers, role_refused = lbcli.run(calls, user, roles.role_of(user), via="API v2")
+    answers, role_refused = lbcli.run(calls, user, roles.role_of(user), via="API v2",
+                                      arrived_on=browser_address(request))
     return shaped(answers, status=403 if role_refused else 200)

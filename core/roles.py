@@ -181,7 +181,7 @@ API = {
                                    "PATCH": "cluster:health-check-edit",
                                    "DELETE": "cluster:health-check-delete"},
     "api-v1:hostname-dns": {"GET": "local:hostname-dns", "PATCH": "local:hostname-dns"},
-    "api-v1:interfaces": {"GET": "local:interfaces"},
+    "api-v1:interfaces": {"GET": "local:interfaces", "PATCH": "local:interfaces"},
     "api-v1:routes": {"GET": "local:routing"},
     # a download is Backup & Restore's maintainers' button; a restore its config-only one
     "api-v1:backup": {"GET": "maintenance:backup-restore"},

@@ -13,6 +13,7 @@ from core.configuration import holders
 from core.workers import WorkerUnavailable, ask_dataplane
 
 from . import guard, rules, snmpd
+from .forms import InterfacesForm
 from .models import NetworkConfiguration, PendingNetworkChange, SnmpSettings
 from .tasks import apply_network as apply_network_task
 from .tasks import describe_network_namespace, put_back_network, roll_back_unconfirmed
@@ -62,6 +63,50 @@ def do_configure_network(changes, user, browser_address=""):
             pending = hold_change(guard.NETWORK, previous, browser_address)
     signals.network_applied.send(sender=None)
     return pending
+
+
+def interfaces_form(listing, data=None, changed=None):
+    """Network Interface Configuration's form (IP Address Assignment) over the live
+    interfaces `listing`, bound to `data` (the page's POST) — or, for lbcli and the REST API,
+    which name only what changes, to what the page shows with `changed` over it:
+    {interface: {"addresses": [cidr, …], "mtu": n}} (either key may be absent). A name that is
+    not an interface here is the form's error."""
+    configured = NetworkConfiguration.load().interfaces
+    if changed is None:
+        return InterfacesForm(data, interfaces=listing, configured=configured)
+    shown = InterfacesForm(interfaces=listing, configured=configured)
+    data = {name: "" if field.initial is None else field.initial
+            for name, field in shown.fields.items()}
+    for name, settings_ in changed.items():
+        if "addresses" in settings_:
+            data[f"addresses_{name}"] = "\n".join(settings_["addresses"])
+        if "mtu" in settings_:
+            data[f"mtu_{name}"] = "" if settings_["mtu"] is None else settings_["mtu"]
+    form = InterfacesForm(data, interfaces=listing, configured=configured)
+    for name in changed:
+        if name not in shown.interface_names:
+            form.add_error(None, f"“{name}” is not an interface of this appliance: "
+                                 f"{', '.join(shown.interface_names)}.")
+    return form
+
+
+def interfaces_change(form):
+    """What a valid InterfacesForm asks of do_configure_network: every interface's addresses
+    and MTU (the page, lbcli and the REST API)."""
+    return {"interfaces": form.configuration()}
+
+
+def lockout_reasons(changes, browser_address=""):
+    """Why the lock-out guard would hold `changes` (do_configure_network's rule), in words;
+    [] when it would be kept at once."""
+    previous = NetworkConfiguration.load().as_dict()
+    config = previous | changes
+    reasons = rules.describe_unconnected(
+        rules.left_unconnected(previous["interfaces"], config["interfaces"], holders()))
+    if browser_address and _removes(previous, config, browser_address):
+        reasons.append(f"This change removes {browser_address}, the address this call reached "
+                       "the appliance at.")
+    return reasons
 
 
 # -- the lock-out guard (network.guard) ---------------------------------------------------------

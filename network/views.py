@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from core.workers import WorkerUnavailable, ask_dataplane
 
 from . import guard, services
-from .forms import HostnameDnsForm, InterfacesForm, RoutingForm, VlanForm, connected_networks
+from .forms import HostnameDnsForm, RoutingForm, VlanForm, connected_networks
 from .models import NetworkConfiguration, PendingNetworkChange
 from .services import live_interfaces
 from .tasks import write_resolver_files
@@ -59,12 +59,12 @@ def interfaces(request):
                "interfaces": listing or [], "vlans": stored.vlans}
     if listing is None:
         return render(request, "network/interfaces.html", context)
-    form = InterfacesForm(request.POST if "configure" in request.POST else None,
-                          interfaces=listing, configured=stored.interfaces)
+    form = services.interfaces_form(listing, request.POST if "configure" in request.POST
+                                    else None)
     vlan_form = VlanForm(request.POST if "add_vlan" in request.POST else None,
                          interfaces=listing, vlans=stored.vlans)
     if request.method == "POST" and "configure" in request.POST and form.is_valid():
-        response = _configure(request, form, {"interfaces": form.configuration()},
+        response = _configure(request, form, services.interfaces_change(form),
                               "local:interfaces")
         if response:
             return response

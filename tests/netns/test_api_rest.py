@@ -1,5 +1,5 @@
 """The REST API on a real stack: a Python client (the standard library's HTTPS, as a script
-would) makes the guide's deployment (6.1.3 b and c) through /api/v1/ over gunicorn, waits
+would) makes the guide's deployment (6.1.1, 6.1.3 b and c) through /api/v1/ over gunicorn, waits
 until its configuration generation is applied, and real connections from the lab's client
 reach the primary on the seven ports; Halt sends them to the secondary; Online brings them
 back."""
@@ -7,12 +7,14 @@ back."""
 import http.client
 import json
 import ssl
+import subprocess
 
 import pytest
 
 from lab import (
     CLIENT_ADDRESS,
     GUIDE_PORTS,
+    LB_EXTERNAL_ADDRESS,
     LB_INTERNAL_ADDRESS,
     PRIMARY_ADDRESS,
     SECONDARY_ADDRESS,
@@ -24,6 +26,7 @@ from tests.stacks import in_stack, wait_for
 from .traffic import connect_many
 
 pytestmark = pytest.mark.netns
+ETH1_ADDRESS = f"{LB_EXTERNAL_ADDRESS}/24"
 
 MAKE_KEY = """
 from django.conf import settings
@@ -87,9 +90,32 @@ def wait_applied(rest, generation):
     assert wait_for(applied, 30, every=0.1), rest.call("GET", "/apply-state")
 
 
+def eth1_addresses(stack):
+    """eth1's IPv4 addresses in the appliance's namespace, as the kernel has them."""
+    shown = subprocess.run([*stack.lab.exec_prefix(stack.lab_role), "ip", "-o", "-4", "addr",
+                            "show", "dev", "eth1"], capture_output=True, text=True, check=True,
+                           timeout=30).stdout
+    return {line.split()[3] for line in shown.splitlines()}
+
+
 def test_the_guides_deployment_through_the_rest_api_carries_traffic(stack, rest):
     status, body, _ = rest.call("GET", "/virtual-services", key=False)
     assert status == 401 and "No valid API key" in body["errors"]["__all__"][0]
+    # the guide's starting point: eth1 without an address (in the kernel and the configuration)
+    status, body, _ = rest.call("PATCH", "/network/interfaces", {"eth1": {"addresses": []}})
+    assert status == 200, body
+    assert ETH1_ADDRESS not in eth1_addresses(stack)
+    # 6.1.1: eth1's address in CIDR form (Configure Interfaces); a bad one in the form's words
+    status, refused, _ = rest.call("PATCH", "/network/interfaces",
+                                   {"eth1": {"addresses": [LB_EXTERNAL_ADDRESS]}})
+    assert status == 400 and refused["errors"]["addresses_eth1"] == [
+        f"\u201c{LB_EXTERNAL_ADDRESS}\u201d: give the address in CIDR form, e.g. "
+        "198.51.100.1/24."]
+    status, body, _ = rest.call("PATCH", "/network/interfaces",
+                                {"eth1": {"addresses": [ETH1_ADDRESS]}})
+    assert status == 200, body
+    assert body["configured"]["interfaces"]["eth1"]["addresses"] == [ETH1_ADDRESS]
+    assert ETH1_ADDRESS in eth1_addresses(stack)
     # 6.1.3 b: Add a new Virtual Service (protocol TCP and forwarding NAT are the defaults)
     status, service, _ = rest.call("POST", "/virtual-services", {
         "label": "VNA", "vip": VIP, "ports": ",".join(map(str, GUIDE_PORTS))})
@@ -125,4 +151,5 @@ def test_the_guides_deployment_through_the_rest_api_carries_traffic(stack, rest)
     user_log = in_stack(stack, "from core.models import AuditEntry\n"
                                "print(AuditEntry.objects.filter(user__endswith='(API key "
                                "netns-test)').count())")
-    assert int(user_log) == 5  # add, modify, add server, halt, online
+    # eth1 taken away and given back; add, modify, add server, halt, online
+    assert int(user_log) == 7

@@ -1,7 +1,8 @@
 """The guide's deployment (6.1.1–6.1.3) through the commercial surface, on a whole running
-appliance: once with `lbcli` commands in a shell script run inside the appliance (its
-namespace, the service user), once with one curl to /api/v2/ through the real gunicorn (the
-X_LB_APIKEY header spelt with underscores, as the commercial clients send it). Each time real
+appliance, each time from eth1 without its address: once with `lbcli` commands in a shell
+script run inside the appliance (its namespace, the service user), once with one curl to
+/api/v2/ through the real gunicorn (the X_LB_APIKEY header spelt with underscores, as the
+commercial clients send it). Each time the kernel has eth1's address afterwards and real
 traffic from the lab's client reaches the primary on the seven ports; `halt` moves it to the
 secondary (the fallback server); `online` brings it back."""
 
@@ -16,7 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from lab import FLOATING_IP, GUIDE_PORTS, PRIMARY_ADDRESS, SECONDARY_ADDRESS, VIP
+from lab import (
+    FLOATING_IP,
+    GUIDE_PORTS,
+    LB_EXTERNAL_ADDRESS,
+    PRIMARY_ADDRESS,
+    SECONDARY_ADDRESS,
+    VIP,
+)
 from tests.conftest import running_stack
 from tests.stacks import in_stack, wait_for
 
@@ -26,13 +34,14 @@ pytestmark = pytest.mark.netns
 PORTS = ",".join(map(str, GUIDE_PORTS))
 LBCLI = Path(sys.executable).with_name("lbcli")
 
-# 6.1.1 is the lab's own: eth1 holds 198.51.100.1/24 from the start (recorded at the first
-# start); the script checks it in the configuration before going on.
+# 6.1.1: each test first takes eth1's address away (through lbcli, so the configuration says
+# so too), then the deployment gives it back, as the guide's administrator types it.
+ETH1_ADDRESS = f"{LB_EXTERNAL_ADDRESS}/24"
 DEPLOY_SCRIPT = textwrap.dedent(f"""\
     #!/bin/sh
     set -e
-    # 6.1.1 Network Configuration: eth1 in the VIP's subnet
-    "$LBCLI" --action list --function dumpconfig | grep -q '198.51.100.1/24'
+    # 6.1.1 Network Configuration: eth1's address in CIDR form (Configure Interfaces)
+    "$LBCLI" --action interface --interface eth1 --ip {ETH1_ADDRESS}
     # 6.1.2 Floating IP Configuration (the cluster's default gateway)
     "$LBCLI" --action add-floating-ip --ip {FLOATING_IP}
     # 6.1.3 b) the Virtual Service VNA, Layer 4 NAT on the seven ports
@@ -48,6 +57,7 @@ DEPLOY_SCRIPT = textwrap.dedent(f"""\
 """)
 
 DEPLOYMENT_CALLS = [
+    {"action": "interface", "interface": "eth1", "ip": ETH1_ADDRESS},
     {"action": "add-floating-ip", "ip": FLOATING_IP},
     {"action": "add-vip", "layer": "4", "vip": "VNA", "ip": VIP, "ports": PORTS,
      "protocol": "tcp", "forwarding": "masq"},
@@ -95,6 +105,23 @@ def lbcli_in_appliance(stack, *args, script=None):
                           env={**stack.code_env(), **stack.lab_env(), "LBCLI": str(LBCLI)})
 
 
+def eth1_addresses(stack):
+    """eth1's IPv4 addresses in the appliance's namespace, as the kernel has them."""
+    shown = subprocess.run([*stack.lab.exec_prefix(stack.lab_role), "ip", "-o", "-4", "addr",
+                            "show", "dev", "eth1"], capture_output=True, text=True, check=True,
+                           timeout=30).stdout
+    return {line.split()[3] for line in shown.splitlines()}
+
+
+def without_eth1s_address(stack):
+    """The guide's starting point for 6.1.1: eth1 without an address (in the kernel and the
+    configuration), made through lbcli's own action."""
+    removed = lbcli_in_appliance(stack, "--action", "interface", "--interface", "eth1",
+                                 "--ip", "")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert ETH1_ADDRESS not in eth1_addresses(stack)
+
+
 def root_owned(directory):
     return {path for path in directory.rglob("*") if path.lstat().st_uid == 0}
 
@@ -122,8 +149,10 @@ def answers(document):
 
 
 def test_the_guides_deployment_with_lbcli_in_a_shell_script(stack):
+    without_eth1s_address(stack)
     result = lbcli_in_appliance(stack, script=DEPLOY_SCRIPT)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert ETH1_ADDRESS in eth1_addresses(stack)  # 6.1.1 made it, in the kernel
     listing = json.loads(result.stdout[result.stdout.rindex('{\n  "lbapi"'):])
     vna = answers(listing)[0]["data"][0]
     assert (vna["vip"], vna["ip"], vna["ports"], vna["fallback_ip"], vna["fallback_masq"]) == (
@@ -162,14 +191,17 @@ def test_the_guides_deployment_with_lbcli_in_a_shell_script(stack):
 
 
 def test_the_guides_deployment_with_one_curl_to_api_v2_through_gunicorn(stack, key):
+    without_eth1s_address(stack)
     before = in_stack(stack, CONFIGURATION).split()
     assert before[:2] == ["0", "0"]  # the previous test removed what it made
     status, document = curl_v2(stack, key, DEPLOYMENT_CALLS)
     assert status == 200, document
-    assert [a["status"] for a in answers(document)] == ["success"] * 4, document
+    assert [a["status"] for a in answers(document)] == ["success"] * 5, document
+    assert ETH1_ADDRESS in eth1_addresses(stack)  # 6.1.1 made it, in the kernel
     services, floating, revisions, generation = in_stack(stack, CONFIGURATION).split()
     assert (services, floating) == ("1", "1")
-    assert int(revisions) == int(before[2]) + 1  # one batch: one revision
+    # the network change first, alone (the kernel took it), then the batch: one revision each
+    assert int(revisions) == int(before[2]) + 2
     assert int(generation) == int(before[3]) + 1  # one generation, so one apply
     assert wait_for(lambda: served(stack) == {"primary"}, 30, every=0.5), served(stack)
 

@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from api import keys
+from api import keys, lbcli
 from api import views as api_views
 from api.models import ApiKey
 from api.rest import api
@@ -27,6 +27,8 @@ from ha import secondary
 from healthchecks.models import HealthCheckScript
 from maintenance import users
 from maintenance.models import Revision
+from network import services as network_services
+from network import views as network_views
 from network.models import NetworkConfiguration
 
 pytestmark = pytest.mark.django_db
@@ -223,6 +225,100 @@ def test_hostname_and_dns_are_read_and_changed_through_the_form(rest):
     assert rest.get("/network/routes").json() == {"gateway4": "", "gateway6": "", "routes": []}
     interfaces = rest.get("/network/interfaces").json()
     assert interfaces["live"] is None and interfaces["error"]
+
+
+# -- Network Interface Configuration (the guide's 6.1.1) ------------------------------------
+
+LIVE = [
+    {"name": "lo", "kind": "", "mtu": 65536, "addresses": ["127.0.0.1/8"],
+     "marked": [{"cidr": "127.0.0.1/8", "role": ""}]},
+    {"name": "eth0", "kind": "veth", "mtu": 1500, "addresses": ["192.0.2.1/24"],
+     "marked": [{"cidr": "192.0.2.1/24", "role": ""}]},
+    {"name": "eth1", "kind": "veth", "mtu": 1500, "addresses": [], "marked": []},
+]
+
+
+@pytest.fixture
+def network_worker(monkeypatch, sent):
+    """The dataplane worker reads LIVE (for the API and the page alike) and takes every
+    network change (the configs it was given are recorded)."""
+    applied = []
+    monkeypatch.setattr(network_services, "live_interfaces", lambda: (LIVE, ""))
+    monkeypatch.setattr(network_views, "live_interfaces", lambda: (LIVE, ""))
+    monkeypatch.setattr(network_services, "ask_dataplane",
+                        lambda task, **kwargs: applied.append(kwargs["config"]) or {"ok": True})
+    return applied
+
+
+def test_interfaces_are_configured_through_the_pages_form_and_action(rest, network_worker):
+    changed = rest.patch("/network/interfaces", {"eth1": {"addresses": ["198.51.100.1/24"]}})
+    assert changed.status_code == 200, changed.content
+    assert changed.json()["configured"]["interfaces"] == {
+        "eth0": {"addresses": ["192.0.2.1/24"], "mtu": 1500},  # as the page showed it
+        "eth1": {"addresses": ["198.51.100.1/24"], "mtu": 1500}}
+    assert network_worker[0]["interfaces"]["eth1"]["addresses"] == ["198.51.100.1/24"]
+    assert AuditEntry.objects.filter(user="loadbalancer (API key tests)",
+                                     action__contains="configured the network").exists()
+    assert rest.patch("/network/interfaces", {"eth1": {"mtu": 9000}}).json()["configured"][
+        "interfaces"]["eth1"] == {"addresses": ["198.51.100.1/24"], "mtu": 9000}
+
+
+INTERFACE_REFUSALS = ["198.51.100.1", "198.51.100.300/24", "198.51.100.0/24",
+                      "192.0.2.1/24", "198.51.100.50/24", "10.0.0.1/4"]
+
+
+@pytest.mark.parametrize("address", INTERFACE_REFUSALS)
+def test_each_interface_refusal_has_its_api_twins(rest, webui, network_worker, address):
+    """The page, the REST API and lbcli refuse an address in the same words (an address
+    already on another interface, one a floating IP holds, a bad CIDR...)."""
+    FloatingIP.objects.create(address="198.51.100.50")
+    words = field_error(webui.post(reverse("local:interfaces"), {
+        "configure": "1", "addresses_eth0": "192.0.2.1/24", "mtu_eth0": "1500",
+        "addresses_eth1": address, "mtu_eth1": "1500"}), "addresses_eth1")
+    assert words, f"the WebUI accepted {address!r}"
+    assert api_error(rest.patch("/network/interfaces", {"eth1": {"addresses": [address]}}),
+                     "addresses_eth1") == words
+    answers, _ = lbcli.run([{"action": "interface", "interface": "eth1", "ip": address}],
+                           "tester", roles.CONFIG)
+    assert (answers[0]["status"], answers[0]["error"]) == ("failed", f"ip: {words}")
+    assert network_worker == [] and NetworkConfiguration.load().interfaces == {}
+
+
+@pytest.mark.parametrize(("body", "field", "words"), [
+    ({}, "__all__", "Name the interfaces that change"),
+    ({"eth1": "198.51.100.1/24"}, "eth1", "Give the interface's settings as an object"),
+    ({"eth1": {"addresses": "198.51.100.1/24"}}, "addresses_eth1", "Give the addresses as a"),
+    ({"eth1": {"address": ["198.51.100.1/24"]}}, "eth1", "There is no setting 'address'"),
+    ({"eth9": {"addresses": ["198.51.100.1/24"]}}, "__all__",
+     "\u201ceth9\u201d is not an interface of this appliance: eth0, eth1."),
+    ({"eth1": {"mtu": 20}}, "mtu_eth1", "The MTU must be between 68 and 9216."),
+])
+def test_a_bad_interfaces_body_is_refused_in_words(rest, network_worker, body, field, words):
+    assert api_error(rest.patch("/network/interfaces", body), field).startswith(words)
+    assert network_worker == [] and NetworkConfiguration.load().interfaces == {}
+
+
+def test_an_interface_change_the_guard_would_hold_is_refused(rest, network_worker):
+    stored = NetworkConfiguration.load()
+    stored.interfaces = INTERFACES
+    stored.save()
+    rest.post("/virtual-services", GOOD_SERVICE)
+    refused = rest.patch("/network/interfaces", {"eth0": {"addresses": []}})
+    assert refused.status_code == 400
+    errors = refused.json()["errors"]["__all__"]
+    assert errors[0].startswith("This change removes every address of 192.0.2.0/24 from eth0")
+    assert errors[-1] == lbcli.HELD_IN_THE_WEBUI
+    assert network_worker == [] and NetworkConfiguration.load().interfaces == INTERFACES
+
+
+def test_only_a_config_key_may_configure_interfaces(rest, config_user, network_worker):
+    assert roles.API["api-v1:interfaces"]["PATCH"] == "local:interfaces"
+    maint = Api(keys.do_create_key(ApiKey(user=users.do_add_user(
+        "test", "a-maint-user", PASSWORD, roles.MAINT), name="m"), config_user))
+    assert maint.get("/network/interfaces").status_code == 200
+    refused = maint.patch("/network/interfaces", {"eth1": {"addresses": ["198.51.100.1/24"]}})
+    assert refused.status_code == 403
+    assert network_worker == [] and NetworkConfiguration.load().interfaces == {}
 
 
 def test_a_backup_is_downloaded_and_restored_by_config_only(rest, interfaces, config_user):

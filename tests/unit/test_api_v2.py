@@ -17,6 +17,7 @@ from clusters.forms import FloatingIPForm
 from clusters.models import ConfigGeneration, FloatingIP, RealServer, VirtualService
 from core.models import AuditEntry, UserRole
 from maintenance.models import Revision
+from network import services as network_services
 from network.forms import HostnameDnsForm, connected_networks
 from network.models import NetworkConfiguration
 
@@ -358,3 +359,64 @@ def test_every_refusal_of_the_hostname_form_has_an_api_twin_in_the_same_words(cl
             assert f"{field}: {words}" in answer["error"]
     after = NetworkConfiguration.load()
     assert (after.hostname, after.dns) == (before.hostname, before.dns)
+
+
+# -- interface (the guide's 6.1.1) --------------------------------------------------------------
+
+LIVE = [
+    {"name": "eth0", "kind": "veth", "mtu": 1500, "addresses": ["192.0.2.1/24"],
+     "marked": [{"cidr": "192.0.2.1/24", "role": ""}]},
+    {"name": "eth1", "kind": "veth", "mtu": 1500, "addresses": ["198.51.100.1/24"],
+     "marked": [{"cidr": "198.51.100.1/24", "role": ""}]},
+]
+ETH1 = {"action": "interface", "interface": "eth1", "ip": "198.51.100.2/24"}
+
+
+class GunicornSocket:
+    """The local end of the connection, as gunicorn's socket tells it (network.views)."""
+
+    def getsockname(self):
+        return ("198.51.100.1", 9443)
+
+
+@pytest.fixture
+def network_worker(monkeypatch):
+    applied = []
+    monkeypatch.setattr(network_services, "live_interfaces", lambda: (LIVE, ""))
+    monkeypatch.setattr(network_services, "ask_dataplane",
+                        lambda task, **kwargs: applied.append(kwargs["config"]) or {"ok": True})
+    stored = NetworkConfiguration.load()
+    stored.interfaces = {"eth0": {"addresses": ["192.0.2.1/24"], "mtu": None},
+                         "eth1": {"addresses": ["198.51.100.1/24"], "mtu": None}}
+    stored.save()
+    return applied
+
+
+def test_a_deployment_starts_with_the_interface_then_the_batch(client, key, network_worker):
+    response = post(client, {"lbcli": [ETH1 | {"ip": "198.51.100.1/24,198.51.100.3/24"},
+                                       VNA, PRIMARY]}, key)
+    assert [c["status"] for c in calls_of(response)] == ["success"] * 3
+    assert NetworkConfiguration.load().interfaces["eth1"]["addresses"] == [
+        "198.51.100.1/24", "198.51.100.3/24"]
+    assert RealServer.objects.get().service.label == "VNA"
+
+
+def test_a_change_removing_the_address_the_call_came_to_is_refused(client, key, network_worker):
+    refused = calls_of(client.post(URL, data=json.dumps({"lbcli": [ETH1]}),
+                                   content_type="application/json", **headers(key),
+                                   **{"gunicorn.socket": GunicornSocket()}))[0]
+    assert refused["status"] == "failed"
+    assert refused["error"].startswith("This change removes 198.51.100.1, the address this "
+                                       "call reached the appliance at.")
+    assert network_worker == []
+    # the same change through another of its addresses is made
+    assert calls_of(post(client, {"lbcli": [ETH1]}, key))[0]["status"] == "success"
+
+
+def test_a_maint_key_may_not_configure_interfaces(client, network_worker):
+    make_key(make_user("operator", UserRole.Role.MAINT))
+    response = post(client, {"lbcli": [ETH1]}, make_key(
+        get_user_model().objects.get(username="operator"), "second"), user="operator")
+    assert response.status_code == 403
+    assert calls_of(response)[0]["error"].startswith("Your role, maint")
+    assert network_worker == []

@@ -359,3 +359,153 @@ def test_a_read_before_a_failed_call_answers_nothing_either(sent):
                   {"action": "edit-vip", "vip": "VNA", "ports": "0"})
     assert answers[0]["status"] == "failed" and "data" not in answers[0]
     assert not AuditEntry.objects.filter(action__startswith="downloaded a backup").exists()
+
+
+# -- interface: Network Interface Configuration (the guide's 6.1.1) ---------------------------
+
+LIVE = [
+    {"name": "lo", "kind": "", "mtu": 65536, "addresses": ["127.0.0.1/8"],
+     "marked": [{"cidr": "127.0.0.1/8", "role": ""}]},
+    {"name": "eth0", "kind": "veth", "mtu": 1500, "addresses": ["192.0.2.1/24"],
+     "marked": [{"cidr": "192.0.2.1/24", "role": ""}]},
+    {"name": "eth1", "kind": "veth", "mtu": 1500, "addresses": [], "marked": []},
+]
+ETH1 = {"action": "interface", "interface": "eth1", "ip": "198.51.100.1/24"}
+
+
+@pytest.fixture
+def network_worker(monkeypatch, sent):
+    """The dataplane worker reads LIVE and takes every network change (the configs it was
+    given are recorded); the kernel side is tests/netns/test_api_v2.py's."""
+    applied = []
+    monkeypatch.setattr(network_services, "live_interfaces", lambda: (LIVE, ""))
+    monkeypatch.setattr(network_services, "ask_dataplane",
+                        lambda task, **kwargs: applied.append(kwargs["config"]) or {"ok": True})
+    return applied
+
+
+def stored_addresses():
+    return {name: settings["addresses"]
+            for name, settings in NetworkConfiguration.load().interfaces.items()}
+
+
+def test_interface_sets_the_addresses_through_the_pages_form_and_action(network_worker):
+    answer = one(ETH1 | {"ip": "198.51.100.1/24, 2001:db8::1/64"})
+    assert answer["status"] == "success" and answer["interface"] == "eth1"
+    # the other interfaces keep what the page shows them with
+    assert stored_addresses() == {"eth0": ["192.0.2.1/24"],
+                                  "eth1": ["198.51.100.1/24", "2001:db8::1/64"]}
+    assert network_worker[0]["interfaces"]["eth1"]["addresses"] == [
+        "198.51.100.1/24", "2001:db8::1/64"]
+    assert AuditEntry.objects.filter(action__contains="configured the network").exists()
+
+
+def test_interface_sets_the_mtu_alone_and_an_empty_ip_removes_the_addresses(network_worker):
+    assert one(ETH1)["status"] == "success"
+    assert one({"action": "interface", "interface": "eth1", "mtu": "9000"})["status"] == \
+        "success"
+    assert NetworkConfiguration.load().interfaces["eth1"] == {
+        "addresses": ["198.51.100.1/24"], "mtu": 9000}
+    assert one({"action": "interface", "interface": "eth1", "ip": ""})["status"] == "success"
+    assert stored_addresses()["eth1"] == []
+
+
+@pytest.mark.parametrize(("call", "words"), [
+    (ETH1 | {"ip": "198.51.100.1"},
+     "ip: “198.51.100.1”: give the address in CIDR form, e.g. 198.51.100.1/24."),
+    (ETH1 | {"ip": "198.51.100.300/24"}, "ip: “198.51.100.300/24” is not an address in CIDR "
+                                         "form."),
+    (ETH1 | {"ip": "192.0.2.1/24"}, "ip: 192.0.2.1 is already on eth0."),
+    (ETH1 | {"mtu": "20"}, "mtu: The MTU must be between 68 and 9216."),
+    (ETH1 | {"interface": "eth9"}, "“eth9” is not an interface of this appliance: eth0, eth1."),
+])
+def test_interface_refusals_are_failed_in_the_forms_words_and_change_nothing(
+        network_worker, call, words):
+    answer = one(call)
+    assert (answer["status"], answer["error"]) == ("failed", words)
+    assert network_worker == [] and NetworkConfiguration.load().interfaces == {}
+
+
+def test_an_interface_call_without_ip_or_mtu_or_with_other_options_is_fatal(network_worker):
+    assert one({"action": "interface", "interface": "eth1"})["status"] == "fatal"
+    assert one({"action": "interface", "ip": "198.51.100.1/24"})["status"] == "fatal"
+    assert one(ETH1 | {"vip": "VNA"})["error"] == "interface takes no option --vip."
+
+
+def test_a_change_the_lockout_guard_would_hold_is_refused_with_words(network_worker):
+    """The guard holds a change that leaves a server's subnet without an address (or removes
+    the address the call came to) until someone confirms it from the WebUI: over the API it
+    is refused instead, before the kernel is asked."""
+    assert [a["status"] for a in run(VNA, PRIMARY)] == ["success", "success"]
+    stored = NetworkConfiguration.load()
+    stored.interfaces = {"eth0": {"addresses": ["192.0.2.1/24"], "mtu": None},
+                         "eth1": {"addresses": ["198.51.100.1/24"], "mtu": None}}
+    stored.save()
+    cut = one({"action": "interface", "interface": "eth0", "ip": ""})
+    assert cut["status"] == "failed"
+    assert cut["error"].startswith("This change removes every address of 192.0.2.0/24 "
+                                   "from eth0: ")
+    assert "(192.0.2.110)" in cut["error"] and "(192.0.2.120)" in cut["error"]
+    assert cut["error"].endswith(lbcli.HELD_IN_THE_WEBUI)
+    answers, _ = lbcli.run([ETH1 | {"ip": "198.51.100.2/24"}], "tester", roles.CONFIG,
+                           arrived_on="198.51.100.1")
+    assert answers[0]["status"] == "failed"
+    assert "This change removes 198.51.100.1, the address this call reached the appliance " \
+           "at." in answers[0]["error"]
+    assert network_worker == [] and stored_addresses()["eth1"] == ["198.51.100.1/24"]
+    # from lbcli on the appliance (no address came to), that change is made
+    assert one(ETH1 | {"ip": "198.51.100.2/24"})["status"] == "success"
+
+
+def test_interface_calls_run_first_and_alone_then_the_batch(
+        network_worker, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        answers = run(ETH1, VNA, PRIMARY)
+    assert [a["status"] for a in answers] == ["success"] * 3
+    assert stored_addresses()["eth1"] == ["198.51.100.1/24"]
+    assert VirtualService.objects.get().real_servers.count() == 1
+    assert Revision.objects.count() == 2  # the network change's, then the batch's
+
+
+def test_a_failed_interface_call_stops_the_batch_before_it_starts(network_worker):
+    answers = run(ETH1 | {"ip": "bad"}, VNA)
+    assert [a["status"] for a in answers] == ["failed", "failed"]
+    assert answers[1]["error"] == "not run: call 1 (interface) failed."
+    assert not VirtualService.objects.exists() and network_worker == []
+
+
+def test_the_network_change_stays_when_the_batch_after_it_fails(network_worker):
+    answers = run(ETH1, VNA | {"ports": "nope"})
+    assert [a["status"] for a in answers] == ["success", "failed"]
+    assert stored_addresses()["eth1"] == ["198.51.100.1/24"]  # the kernel has it too
+    assert not VirtualService.objects.exists()
+
+
+def test_an_interface_call_after_another_call_is_refused_and_undoes_the_batch(network_worker):
+    answers = run(VNA, ETH1)
+    assert [a["status"] for a in answers] == ["failed", "failed"]
+    assert answers[1]["error"] == lbcli.NETWORK_FIRST
+    assert answers[0]["error"].startswith("not saved")
+    assert network_worker == [] and not VirtualService.objects.exists()
+
+
+def test_only_the_config_role_may_configure_interfaces(network_worker):
+    assert lbcli.ACCESS["interface"] == ("local:interfaces", "POST", None)
+    for role in (roles.MAINT, roles.REPORT):
+        answers, refused = lbcli.run([ETH1], "someone", role)
+        assert refused and answers[0]["status"] == "failed"
+        assert answers[0]["error"] == roles.refusal(role, "local:interfaces", "POST")
+    assert network_worker == []
+
+
+def test_the_command_line_sets_an_interface(network_worker):
+    argv = ["--action", "interface", "--interface", "eth1", "--ip",
+            "198.51.100.1/24,2001:db8::1/64"]
+    assert lbcli_command.parse(argv) == {"action": "interface", "interface": "eth1",
+                                         "ip": "198.51.100.1/24,2001:db8::1/64"}
+    out = io.StringIO()
+    assert lbcli_command.run(argv, out=out) == 0
+    answer = json.loads(out.getvalue())["lbapi"][0]["itteration"][0]["lbcli"][0]
+    assert answer == {"action": "interface", "interface": "eth1",
+                      "ip": "198.51.100.1/24,2001:db8::1/64", "status": "success"}
+    assert stored_addresses()["eth1"] == ["198.51.100.1/24", "2001:db8::1/64"]
