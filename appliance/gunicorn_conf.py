@@ -15,6 +15,10 @@ keyfile = str(_key)
 workers = environment.integer("LBADMIN_WEB_WORKERS", 2, 1, 64)
 threads = 4  # a few slow requests (a worker asked while the administrator waits) block no one
 timeout = 60
+# A graceful reload (a new certificate: Local Configuration › Security) or a stop gives the old
+# workers' open connections this long to finish, then closes them: gunicorn's default, 30 s,
+# kept a browser's idle keep-alive connection on the old certificate for up to half a minute.
+graceful_timeout = 10
 accesslog = str(_data_dir / "logs" / "web-access.log")
 errorlog = "-"
 proc_name = "lbadmin-web"
